@@ -1,0 +1,3 @@
+export * from './schema-types.generated.ts';
+export * from './schemas.ts';
+export * from './validation.ts';
