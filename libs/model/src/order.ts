@@ -1,0 +1,123 @@
+// Orders shared by every part of Segment, so memory, NATS and Postgres agree to the last element.
+
+/**
+ * Compares strings by Unicode code point, the order of Postgres `COLLATE "C"` on UTF-8.
+ * JavaScript's `<` compares UTF-16 units, which puts U+10000.. before U+E000..U+FFFF.
+ */
+export function compareCodePoints(a: string, b: string): number {
+  if (a === b) return 0;
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    // Surrogates (D800..DFFF) encode code points above FFFF: move them above E000..FFFF.
+    if (x >= 0xd800 && y >= 0xd800) {
+      x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+      y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    }
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+const rfc3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+
+/** An instant as whole epoch milliseconds and the digits of the second's fraction beyond them. */
+export interface Instant {
+  readonly ms: number;
+  readonly subMs: string;
+}
+
+/** Parses an RFC 3339 date-time into an instant, keeping precision beyond milliseconds. */
+export function parseInstant(text: string): Instant {
+  const m = rfc3339.exec(text);
+  if (!m) throw new RangeError(`not an RFC 3339 date-time: ${JSON.stringify(text)}`);
+  const fraction = m[7] ?? '';
+  const ms = Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!, +fraction.slice(0, 3).padEnd(3, '0'));
+  const offsetMinutes = m[8] ? 0 : (m[9] === '-' ? -1 : 1) * (+m[10]! * 60 + +m[11]!);
+  return { ms: ms - offsetMinutes * 60_000, subMs: fraction.slice(3).replace(/0+$/, '') };
+}
+
+/** Compares two RFC 3339 date-times as instants: `2021-01-01T00:00:00-04:00` equals `2021-01-01T04:00:00Z`. */
+export function compareInstants(a: string, b: string): number {
+  if (a === b) return 0;
+  const x = parseInstant(a);
+  const y = parseInstant(b);
+  if (x.ms !== y.ms) return x.ms < y.ms ? -1 : 1;
+  const width = Math.max(x.subMs.length, y.subMs.length);
+  const xs = x.subMs.padEnd(width, '0');
+  const ys = y.subMs.padEnd(width, '0');
+  return xs < ys ? -1 : xs > ys ? 1 : 0;
+}
+
+/** Compares JSON values: by type (null < boolean < number < string < array < object), then by value. */
+export function compareJson(a: unknown, b: unknown): number {
+  const ta = jsonTypeRank(a);
+  const tb = jsonTypeRank(b);
+  if (ta !== tb) return ta - tb;
+  switch (ta) {
+    case 1:
+      return Number(a) - Number(b);
+    case 2:
+      return (a as number) < (b as number) ? -1 : (a as number) > (b as number) ? 1 : 0;
+    case 3:
+      return compareCodePoints(a as string, b as string);
+    case 4: {
+      const x = a as unknown[];
+      const y = b as unknown[];
+      for (let i = 0; i < Math.min(x.length, y.length); i++) {
+        const c = compareJson(x[i], y[i]);
+        if (c !== 0) return c;
+      }
+      return x.length - y.length;
+    }
+    case 5: {
+      const x = Object.entries(a as object).sort(([k1], [k2]) => compareCodePoints(k1, k2));
+      const y = Object.entries(b as object).sort(([k1], [k2]) => compareCodePoints(k1, k2));
+      return compareJson(x, y);
+    }
+    default:
+      return 0;
+  }
+}
+
+function jsonTypeRank(value: unknown): number {
+  if (value === null || value === undefined) return 0;
+  if (typeof value === 'boolean') return 1;
+  if (typeof value === 'number') return 2;
+  if (typeof value === 'string') return 3;
+  return Array.isArray(value) ? 4 : 5;
+}
+
+/** Reads a JSON pointer (`/segment/vendor`) out of a document; undefined when absent. */
+export function pointerGet(document: unknown, pointer: string): unknown {
+  let current = document;
+  for (const token of compilePointer(pointer)) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<string, unknown>)[token];
+  }
+  return current;
+}
+
+const compiledPointers = new Map<string, readonly string[]>();
+
+/** Splits a JSON pointer into unescaped tokens (cached: keys are read on every document). */
+export function compilePointer(pointer: string): readonly string[] {
+  let tokens = compiledPointers.get(pointer);
+  if (!tokens) {
+    if (pointer !== '' && !pointer.startsWith('/')) throw new Error(`not a JSON pointer: ${pointer}`);
+    tokens = pointer === '' ? [] : pointer.slice(1).split('/').map((t) => t.replaceAll('~1', '/').replaceAll('~0', '~'));
+    compiledPointers.set(pointer, tokens);
+  }
+  return tokens;
+}
+
+/** Compares two documents by a composite key of JSON pointers, each in JSON order. */
+export function compareByKey(key: readonly string[], a: unknown, b: unknown): number {
+  for (const pointer of key) {
+    const c = compareJson(pointerGet(a, pointer), pointerGet(b, pointer));
+    if (c !== 0) return c;
+  }
+  return 0;
+}
