@@ -1,1 +1,2 @@
 export * from './derivations/index.ts';
+export * from './reference-model.ts';
