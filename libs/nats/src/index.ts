@@ -1,0 +1,3 @@
+export * from './names.ts';
+export * from './kv-keys.ts';
+export * from './connect.ts';
