@@ -26,9 +26,14 @@ export interface Derivation<R = unknown, O = unknown> {
   publish(event: Event, register: RegisterView<R>): O[];
 }
 
-/** The values of a document's shuffle key, as one string: equal keys give equal strings, and only they. */
+/** The values of an event's shuffle key, e.g. [vendor, name, user]. */
+export function shuffleKeyValues(derivation: Pick<Derivation, 'shuffleKey'>, event: Event): (string | number)[] {
+  return derivation.shuffleKey.map((pointer) => pointerGet(event, pointer) as string | number);
+}
+
+/** The values of an event's shuffle key, as one string: equal keys give equal strings, and only they. */
 export function shuffleKeyOf(derivation: Pick<Derivation, 'shuffleKey'>, event: Event): string {
-  return JSON.stringify(derivation.shuffleKey.map((pointer) => pointerGet(event, pointer)));
+  return JSON.stringify(shuffleKeyValues(derivation, event));
 }
 
 /** Applies one event: the register after its update, and what it publishes. Pure; the runtime does the I/O. */

@@ -1,0 +1,5 @@
+export * from './ports.ts';
+export { Combiner } from './combiner.ts';
+export { RegisterCache, keyId } from './register-cache.ts';
+export { PartitionProcessor, LambdaError, type CommitPolicy, type PartitionProcessorOptions } from './partition-processor.ts';
+export * from './memory-ports.ts';

@@ -1,0 +1,229 @@
+import { collections, validators, type Event, type SchemaName } from '@segment/model';
+import { applyEvent, shuffleKeyValues, type Derivation } from '@segment/segment';
+import type { Logger } from '@segment/telemetry';
+import { Combiner } from './combiner.ts';
+import { RegisterCache, keyId } from './register-cache.ts';
+import type { CheckpointStore, DeadLetter, DeadLetterSink, OutputSink, RegisterStore, SourceMessage, StoredRegister } from './ports.ts';
+
+export interface CommitPolicy {
+  /** Commit (write registers back, store the checkpoint, ack) at least this often... */
+  maxDelayMs: number;
+  /** ...or once this many registers are waiting to be written. */
+  maxDirtyRegisters: number;
+}
+
+export interface PartitionProcessorOptions {
+  partition: number;
+  derivations: readonly Derivation[];
+  /** One store per stateful derivation, by derivation name. */
+  registerStores: ReadonlyMap<string, RegisterStore>;
+  checkpoints: CheckpointStore;
+  output: OutputSink;
+  deadLetters: DeadLetterSink;
+  logger: Logger;
+  commit?: Partial<CommitPolicy>;
+  /** Registers kept in memory per derivation, beyond those waiting to be written. */
+  registerCacheCapacity?: number;
+  /** A message whose lambda keeps throwing is dead-lettered after this many tries. */
+  maxLambdaTries?: number;
+}
+
+/** A lambda threw on one event: retried with the whole transaction, dead-lettered after too many tries. */
+export class LambdaError extends Error {
+  readonly code = 'SEGMENT_LAMBDA_FAILED';
+  readonly seq: number;
+  constructor(derivation: string, seq: number, cause: unknown) {
+    super(`derivation ${derivation} failed on source sequence ${seq}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'LambdaError';
+    this.seq = seq;
+  }
+}
+
+interface Stateful {
+  derivation: Derivation;
+  cache: RegisterCache<unknown>;
+}
+
+const decoder = new TextDecoder();
+
+
+/**
+ * Runs the transactions of one source partition (one vendor's events): apply events in stream
+ * order to every derivation, combine outputs by key, publish them with provenance, and from time to
+ * time commit — registers first, then the checkpoint — after which the caller acks.
+ *
+ * Exactly-once effects come from sequences, not acks: an event at or below the checkpoint was fully
+ * processed; a register records the last sequence it reflects, and is only ever written after the
+ * outputs of that sequence were published, so a replayed event whose register already reflects it
+ * is skipped, and any other replay recomputes identical outputs that the idempotent reductions of
+ * the derived collections absorb.
+ */
+export class PartitionProcessor {
+  readonly partition: number;
+  readonly #options: PartitionProcessorOptions;
+  readonly #policy: CommitPolicy;
+  readonly #stateful: Stateful[];
+  readonly #caches: Map<Derivation, RegisterCache<unknown>>;
+  readonly #combiners: Map<Derivation, Combiner>;
+  readonly #tries = new Map<number, number>();
+  readonly #poisoned = new Set<number>();
+  #committed = 0;
+  #processedThrough = 0;
+  #lastCommitAt = Date.now();
+
+  constructor(options: PartitionProcessorOptions) {
+    this.partition = options.partition;
+    this.#options = options;
+    this.#policy = { maxDelayMs: 1000, maxDirtyRegisters: 50_000, ...options.commit };
+    const capacity = options.registerCacheCapacity ?? 1_000_000;
+    this.#stateful = options.derivations
+      .filter((derivation) => derivation.register)
+      .map((derivation) => {
+        const store = options.registerStores.get(derivation.name);
+        if (!store) throw new Error(`no register store for derivation ${derivation.name}`);
+        return { derivation, cache: new RegisterCache(store, capacity) };
+      });
+    this.#caches = new Map(this.#stateful.map((s) => [s.derivation, s.cache]));
+    this.#combiners = new Map(options.derivations.map((d) => [d, new Combiner(d.outputSchema as SchemaName, collections[d.collection].key)]));
+  }
+
+  /** Loads the checkpoint: everything at or below it is done. */
+  async start(): Promise<void> {
+    this.#committed = this.#processedThrough = await this.#options.checkpoints.load(this.partition);
+  }
+
+  get committed(): number {
+    return this.#committed;
+  }
+
+  get processedThrough(): number {
+    return this.#processedThrough;
+  }
+
+  /** Whether a commit is due by the policy; the caller may also commit whenever it likes (e.g. when idle). */
+  get commitDue(): boolean {
+    if (this.#processedThrough === this.#committed) return false;
+    const dirty = this.#stateful.reduce((sum, s) => sum + s.cache.dirtyCount, 0);
+    return dirty >= this.#policy.maxDirtyRegisters || Date.now() - this.#lastCommitAt >= this.#policy.maxDelayMs;
+  }
+
+  /**
+   * Processes one fetched batch as a transaction. Messages at or below what this processor already
+   * handled are skipped. Throws (leaving no trace) when a lambda fails; call again to retry.
+   */
+  async process(batch: readonly SourceMessage[]): Promise<void> {
+    const fresh = batch.filter((message) => message.seq > this.#processedThrough);
+    if (fresh.length === 0) return;
+    const deadLetters: DeadLetter[] = [];
+    const events: { seq: number; event: Event }[] = [];
+    for (const message of fresh) {
+      const decoded = this.#decode(message);
+      if ('reason' in decoded) deadLetters.push({ message, reason: decoded.reason });
+      else events.push({ seq: message.seq, event: decoded.event });
+    }
+    await Promise.all(this.#stateful.map((s) => s.cache.prefetch(this.#keysOf(s.derivation, events))));
+
+    for (;;) {
+      try {
+        const staged = this.#apply(events);
+        await this.#publish(fresh[0]!.seq, fresh.at(-1)!.seq, deadLetters);
+        for (const { derivation, cache } of this.#stateful) {
+          for (const [id, { key, register }] of staged.get(derivation)!) cache.set(id, key, register);
+        }
+        this.#processedThrough = fresh.at(-1)!.seq;
+        for (const { seq } of events) this.#tries.delete(seq);
+        return;
+      } catch (error) {
+        for (const combiner of this.#combiners.values()) combiner.drain();
+        if (!(error instanceof LambdaError)) throw error;
+        const tries = (this.#tries.get(error.seq) ?? 0) + 1;
+        this.#tries.set(error.seq, tries);
+        if (tries < (this.#options.maxLambdaTries ?? 3)) throw error;
+        this.#options.logger.error({ err: error, seq: error.seq, partition: this.partition }, 'dead-lettering an event its lambda keeps failing on');
+        this.#poisoned.add(error.seq);
+        const message = fresh.find((m) => m.seq === error.seq)!;
+        deadLetters.push({ message, reason: error.message });
+        events.splice(events.findIndex((e) => e.seq === error.seq), 1);
+      }
+    }
+  }
+
+  /** Writes registers back, then the checkpoint. Returns the sequence the caller may now ack. */
+  async commit(): Promise<number> {
+    const through = this.#processedThrough;
+    if (through === this.#committed) return through;
+    await Promise.all(this.#stateful.map((s) => s.cache.flush()));
+    await this.#options.checkpoints.save(this.partition, through);
+    this.#committed = through;
+    this.#lastCommitAt = Date.now();
+    return through;
+  }
+
+  #decode(message: SourceMessage): { event: Event } | { reason: string } {
+    let document: unknown;
+    try {
+      document = JSON.parse(decoder.decode(message.data));
+    } catch (error) {
+      return { reason: `not JSON: ${error instanceof Error ? error.message : String(error)}` };
+    }
+    const checked = validators.event.check(document);
+    if (!checked.ok) return { reason: checked.errors.map((e) => `${e.path}: ${e.message}`).join('; ') };
+    if (checked.document.segment.vendor !== this.partition) {
+      return { reason: `/segment/vendor: is ${checked.document.segment.vendor}, but the event was published to vendor ${this.partition}'s subject ${message.subject}` };
+    }
+    return { event: checked.document };
+  }
+
+  #keysOf(derivation: Derivation, events: readonly { event: Event }[]): Map<string, (string | number)[]> {
+    const keys = new Map<string, (string | number)[]>();
+    for (const { event } of events) {
+      const key = shuffleKeyValues(derivation, event);
+      keys.set(keyId(key), key);
+    }
+    return keys;
+  }
+
+  /** Runs the lambdas over the batch into the combiners; register changes are staged, not yet cached. */
+  #apply(events: readonly { seq: number; event: Event }[]) {
+    const staged = new Map<Derivation, Map<string, { key: (string | number)[]; register: StoredRegister }>>(
+      this.#stateful.map((s) => [s.derivation, new Map()]),
+    );
+    for (const { seq, event } of events) {
+      for (const derivation of this.#options.derivations) {
+        try {
+          const combiner = this.#combiners.get(derivation)!;
+          if (!derivation.register) {
+            for (const output of applyEvent(derivation, event, undefined).outputs) combiner.add(output);
+            continue;
+          }
+          const key = shuffleKeyValues(derivation, event);
+          const id = keyId(key);
+          const changes = staged.get(derivation)!;
+          const current = changes.get(id)?.register ?? this.#caches.get(derivation)!.get(id);
+          // Already reflected: this event's outputs were published before its register was written.
+          if (current && current.seq >= seq) continue;
+          const { after, outputs } = applyEvent(derivation, event, current ? current.value : derivation.register.initial);
+          changes.set(id, { key, register: { value: after, seq } });
+          for (const output of outputs) combiner.add(output);
+        } catch (error) {
+          throw new LambdaError(derivation.name, seq, error);
+        }
+      }
+    }
+    return staged;
+  }
+
+  async #publish(firstSeq: number, lastSeq: number, deadLetters: readonly DeadLetter[]): Promise<void> {
+    const provenance = { partition: this.partition, firstSeq, lastSeq };
+    const writes: Promise<void>[] = [];
+    for (const [derivation, combiner] of this.#combiners) {
+      if (combiner.size === 0) continue;
+      const documents = combiner.drain();
+      const validator = validators[derivation.outputSchema as SchemaName];
+      for (const document of documents) validator.assert(document);
+      writes.push(this.#options.output.publish(derivation.collection, provenance, documents));
+    }
+    if (deadLetters.length > 0) writes.push(this.#options.deadLetters.deadLetter(deadLetters));
+    await Promise.all(writes);
+  }
+}

@@ -1,0 +1,93 @@
+import type { RegisterStore, StoredRegister } from './ports.ts';
+
+type KeyValues = readonly (string | number)[];
+
+interface Entry<R> {
+  key: KeyValues;
+  register: StoredRegister<R> | undefined;
+  dirty: boolean;
+}
+
+/**
+ * A shard is the single writer of its registers, so it keeps them in memory: reads hit the store
+ * once per key, writes are combined and written back at commit. Bounded: once over capacity, the
+ * least recently used clean entries are dropped (dirty ones wait for the next commit).
+ */
+export class RegisterCache<R> {
+  readonly #store: RegisterStore<R>;
+  readonly #capacity: number;
+  readonly #entries = new Map<string, Entry<R>>();
+  readonly #dirty = new Set<string>();
+
+  constructor(store: RegisterStore<R>, capacity: number) {
+    this.#store = store;
+    this.#capacity = capacity;
+  }
+
+  /** Loads, in one round of pipelined reads, the registers of the given keys that are not cached. */
+  async prefetch(keys: Map<string, KeyValues>): Promise<void> {
+    const missing: [string, KeyValues][] = [];
+    for (const [id, key] of keys) {
+      const entry = this.#entries.get(id);
+      if (entry) {
+        // Refresh recency: Map iteration order is our LRU order.
+        this.#entries.delete(id);
+        this.#entries.set(id, entry);
+      } else missing.push([id, key]);
+    }
+    if (missing.length === 0) return;
+    const loaded = await this.#store.load(missing.map(([, key]) => key));
+    for (const [id, key] of missing) {
+      if (!this.#entries.has(id)) this.#entries.set(id, { key, register: loaded.get(id), dirty: false });
+    }
+  }
+
+  /** A prefetched register; undefined when the key has none yet. */
+  get(id: string): StoredRegister<R> | undefined {
+    return this.#entries.get(id)?.register;
+  }
+
+  set(id: string, key: KeyValues, register: StoredRegister<R>): void {
+    const entry = this.#entries.get(id);
+    if (entry) {
+      entry.register = register;
+      entry.dirty = true;
+    } else this.#entries.set(id, { key, register, dirty: true });
+    this.#dirty.add(id);
+  }
+
+  get dirtyCount(): number {
+    return this.#dirty.size;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Writes every changed register back (one pipelined round), then trims the cache to capacity. */
+  async flush(): Promise<void> {
+    if (this.#dirty.size > 0) {
+      const entries = [...this.#dirty].map((id) => {
+        const entry = this.#entries.get(id)!;
+        return { key: entry.key, register: entry.register! };
+      });
+      await this.#store.save(entries);
+      for (const id of this.#dirty) this.#entries.get(id)!.dirty = false;
+      this.#dirty.clear();
+    }
+    this.#evict();
+  }
+
+  #evict(): void {
+    if (this.#entries.size <= this.#capacity) return;
+    for (const [id, entry] of this.#entries) {
+      if (this.#entries.size <= this.#capacity) break;
+      if (!entry.dirty) this.#entries.delete(id);
+    }
+  }
+}
+
+/** The string identity of a key's values; equal values give equal ids, and only they. */
+export function keyId(values: KeyValues): string {
+  return JSON.stringify(values);
+}
