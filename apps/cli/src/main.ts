@@ -5,6 +5,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   generate: () => import('./commands/generate.ts'),
   test: () => import('./commands/test.ts'),
   develop: () => import('./commands/develop.ts'),
+  setup: () => import('./commands/setup.ts'),
 };
 
 function usage(): string {

@@ -1,3 +1,4 @@
 export * from './names.ts';
 export * from './kv-keys.ts';
 export * from './connect.ts';
+export * from './provision.ts';
