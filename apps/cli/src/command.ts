@@ -37,3 +37,16 @@ export function numberFlag(name: string, raw: string | undefined, fallback: numb
   }
   return value;
 }
+
+/** Aborts on the first SIGTERM or SIGINT (Ctrl-C), so a command can drain; a second one exits at once. */
+export function shutdownSignal(onSignal?: (signal: NodeJS.Signals) => void): AbortSignal {
+  const controller = new AbortController();
+  const handle = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(130);
+    onSignal?.(signal);
+    controller.abort(signal);
+  };
+  process.once('SIGTERM', handle);
+  process.on('SIGINT', handle);
+  return controller.signal;
+}

@@ -6,6 +6,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   test: () => import('./commands/test.ts'),
   develop: () => import('./commands/develop.ts'),
   setup: () => import('./commands/setup.ts'),
+  derive: () => import('./commands/derive.ts'),
 };
 
 function usage(): string {

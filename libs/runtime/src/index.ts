@@ -3,3 +3,4 @@ export { Combiner } from './combiner.ts';
 export { RegisterCache, keyId } from './register-cache.ts';
 export { PartitionProcessor, LambdaError, type CommitPolicy, type PartitionProcessorOptions } from './partition-processor.ts';
 export * from './memory-ports.ts';
+export * from './derive-worker.ts';

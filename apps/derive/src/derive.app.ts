@@ -1,0 +1,43 @@
+// The derivation worker: setup → connect → run the derivations of the partitions this replica owns
+// → on shutdown finish each transaction in flight, commit, drain and close.
+import type { SegmentConfig } from '@segment/config';
+import { connectNats, createDeriveRuntime, defaultProvisionConfig, namesFor, provision } from '@segment/nats';
+import { membershipsDerivation, profilesDerivation, pushProfilesDerivation, togglesDerivation, type Derivation } from '@segment/segment';
+import type { PartitionStats } from '@segment/runtime';
+import type { Logger } from '@segment/telemetry';
+
+export interface DeriveAppOptions {
+  config: SegmentConfig;
+  logger: Logger;
+  /** Aborted on SIGTERM/SIGINT. */
+  signal: AbortSignal;
+  /** Publish complete profiles from a user register instead of partial ones. */
+  pushProfiles?: boolean;
+  /** Called every few seconds with per-partition progress. */
+  onStats?: (stats: PartitionStats[]) => void;
+}
+
+export async function runDerive({ config, logger, signal, pushProfiles = false, onStats }: DeriveAppOptions): Promise<void> {
+  const names = namesFor(config.namespace);
+  const nc = await connectNats({ servers: config.natsUrl, name: `segment-derive-${config.replicaIndex}` });
+  try {
+    await provision(nc, names, { ...defaultProvisionConfig, replicas: config.replicas }, logger);
+    const derivations: Derivation[] = [membershipsDerivation, pushProfiles ? pushProfilesDerivation : profilesDerivation, togglesDerivation] as Derivation[];
+    const { worker, publisher } = await createDeriveRuntime(nc, {
+      names,
+      derivations,
+      logger,
+      replica: { index: config.replicaIndex, count: config.replicaCount },
+    });
+    await worker.start();
+    logger.info({ namespace: config.namespace, replica: config.replicaIndex, of: config.replicaCount, derivations: derivations.map((d) => d.name) }, 'deriving');
+    const statsTimer = onStats ? setInterval(() => onStats(worker.stats), 2000) : undefined;
+    await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+    clearInterval(statsTimer);
+    logger.info('draining');
+    await worker.stop();
+    await publisher.close();
+  } finally {
+    await nc.drain().catch(() => nc.close());
+  }
+}

@@ -1,0 +1,49 @@
+// One frozen configuration for every app, read from the environment (and flags layered on top by
+// the caller). Libraries take what they need from it; none of them reads process.env itself.
+
+export interface SegmentConfig {
+  /** NATS server URLs, comma-separated. */
+  readonly natsUrl: string;
+  /** Isolates one pipeline's streams, buckets and tables from another's on the same servers. */
+  readonly namespace: string;
+  /** Postgres connection string. */
+  readonly databaseUrl: string;
+  /** Stream and bucket replicas: 1 on one server, 3 on a cluster. */
+  readonly replicas: number;
+  /** This worker replica's ordinal and the number of replicas splitting the partitions. */
+  readonly replicaIndex: number;
+  readonly replicaCount: number;
+  readonly logLevel: string;
+}
+
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+export class ConfigError extends Error {
+  readonly code = 'SEGMENT_CONFIG_INVALID';
+}
+
+function integer(env: Environment, name: string, fallback: number, min: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min) throw new ConfigError(`${name} must be an integer >= ${min}, got "${raw}"`);
+  return value;
+}
+
+/** Reads the configuration; `overrides` (e.g. from flags) win over the environment. */
+export function loadConfig(env: Environment, overrides: Partial<SegmentConfig> = {}): SegmentConfig {
+  const config: SegmentConfig = {
+    natsUrl: env.SEGMENT_NATS_URL || 'nats://127.0.0.1:4222',
+    namespace: env.SEGMENT_NAMESPACE || 'segment',
+    databaseUrl: env.SEGMENT_DATABASE_URL || env.DATABASE_URL || 'postgres://127.0.0.1:5432/postgres',
+    replicas: integer(env, 'SEGMENT_REPLICAS', 1, 1),
+    replicaIndex: integer(env, 'SEGMENT_REPLICA_INDEX', 0, 0),
+    replicaCount: integer(env, 'SEGMENT_REPLICA_COUNT', 1, 1),
+    logLevel: env.SEGMENT_LOG_LEVEL || env.LOG_LEVEL || 'info',
+    ...Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined)),
+  };
+  if (config.replicaIndex >= config.replicaCount) {
+    throw new ConfigError(`SEGMENT_REPLICA_INDEX (${config.replicaIndex}) must be below SEGMENT_REPLICA_COUNT (${config.replicaCount})`);
+  }
+  return Object.freeze(config);
+}

@@ -1,0 +1,83 @@
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { DeriveWorker, PartitionProcessor, type CommitPolicy, type RegisterStore } from '@segment/runtime';
+import type { Derivation } from '@segment/segment';
+import type { Logger } from '@segment/telemetry';
+import type { Names } from '../names.ts';
+import { PipelinedPublisher } from '../publisher.ts';
+import { KvCheckpointStore } from './kv-checkpoint-store.ts';
+import { KvRegisterStore } from './kv-register-store.ts';
+import { StreamDeadLetterSink, StreamOutputSink } from './stream-output-sink.ts';
+import { StreamPartitions } from './stream-partitions.ts';
+
+export interface DeriveRuntimeOptions {
+  names: Names;
+  derivations: readonly Derivation[];
+  logger: Logger;
+  replica?: { index: number; count: number };
+  commit?: Partial<CommitPolicy>;
+  batch?: { min: number; max: number };
+  registerCacheCapacity?: number;
+  discoveryIntervalMs?: number;
+}
+
+/** The register bucket of each stateful derivation. */
+function bucketOf(names: Names, derivation: Derivation): string {
+  switch (derivation.register?.schema) {
+    case 'toggleRegister':
+      return names.buckets.toggleRegisters;
+    case 'pushProfileRegister':
+      return names.buckets.pushProfileRegisters;
+    default:
+      throw new Error(`derivation ${derivation.name} has no register bucket`);
+  }
+}
+
+/**
+ * Wires the derivations to NATS: the events stream's vendor partitions as sources, KV registers
+ * and checkpoints, derived streams and the dead-letter stream as sinks. One consumer per partition
+ * feeds every derivation, so each event is read once. The buckets and streams must exist (`segment setup`).
+ */
+export async function createDeriveRuntime(nc: NatsConnection, options: DeriveRuntimeOptions): Promise<{ worker: DeriveWorker; publisher: PipelinedPublisher }> {
+  const { names, derivations, logger } = options;
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const kvm = new Kvm(nc);
+  const publisher = new PipelinedPublisher(nc);
+  const checkpoints = new KvCheckpointStore(await kvm.open(names.buckets.checkpoints), 'derive');
+  const registerStores = new Map<string, RegisterStore>();
+  for (const derivation of derivations.filter((d) => d.register)) {
+    const bucket = bucketOf(names, derivation);
+    registerStores.set(derivation.name, new KvRegisterStore(await kvm.open(bucket), bucket, publisher));
+  }
+  const output = new StreamOutputSink(names, publisher);
+  const deadLetters = new StreamDeadLetterSink(names, publisher);
+  const directory = new StreamPartitions(js, jsm, {
+    stream: names.events.stream,
+    subjectOf: names.events.subject,
+    partitionOf: names.events.vendorOf,
+    consumerOf: names.consumers.derive,
+    logger,
+  });
+  const worker = new DeriveWorker({
+    directory,
+    replica: options.replica ?? { index: 0, count: 1 },
+    logger,
+    batch: options.batch,
+    discoveryIntervalMs: options.discoveryIntervalMs,
+    createProcessor: (partition) =>
+      new PartitionProcessor({
+        partition,
+        derivations,
+        registerStores,
+        checkpoints,
+        output,
+        deadLetters,
+        logger: logger.child({ partition }),
+        commit: options.commit,
+        registerCacheCapacity: options.registerCacheCapacity,
+      }),
+  });
+  return { worker, publisher };
+}

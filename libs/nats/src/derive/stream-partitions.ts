@@ -1,0 +1,129 @@
+import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import type { Logger } from '@segment/telemetry';
+import type { PartitionDirectory, PartitionSource, SourceMessage } from '@segment/runtime';
+
+export interface StreamPartitionsOptions {
+  stream: string;
+  /** The subject of a partition, and the partition of a subject (undefined for foreign subjects). */
+  subjectOf(partition: number): string;
+  partitionOf(subject: string): number | undefined;
+  /** Durable consumer name of a partition. */
+  consumerOf(partition: number): string;
+  /** Unacked messages a consumer may have out: bounds the buffered messages; covers a commit interval (1 s) at full speed. */
+  maxAckPending?: number;
+  /** Longer than a commit interval plus a transaction, or the server redelivers needlessly. */
+  ackWaitMs?: number;
+  logger: Logger;
+}
+
+/**
+ * A stream whose subjects are partitions (one per vendor), consumed by one durable pull consumer per
+ * partition with ack policy "all": acking a transaction's last message acks the transaction.
+ */
+export class StreamPartitions implements PartitionDirectory {
+  readonly #js: JetStreamClient;
+  readonly #jsm: JetStreamManager;
+  readonly #options: StreamPartitionsOptions;
+
+  constructor(js: JetStreamClient, jsm: JetStreamManager, options: StreamPartitionsOptions) {
+    this.#js = js;
+    this.#jsm = jsm;
+    this.#options = options;
+  }
+
+  async listPartitions(): Promise<number[]> {
+    const info = await this.#jsm.streams.info(this.#options.stream, { subjects_filter: '>' });
+    const partitions: number[] = [];
+    for (const subject of Object.keys(info.state.subjects ?? {})) {
+      const partition = this.#options.partitionOf(subject);
+      if (partition !== undefined) partitions.push(partition);
+    }
+    return partitions.sort((a, b) => a - b);
+  }
+
+  /** (Re)creates the partition's consumer to deliver from `startSeq`: our checkpoint decides, not its ack floor. */
+  async open(partition: number, startSeq: number): Promise<PartitionSource> {
+    const { stream, logger } = this.#options;
+    const name = this.#options.consumerOf(partition);
+    const filter = this.#options.subjectOf(partition);
+    await this.#jsm.consumers.delete(stream, name).catch(() => false);
+    const info = await this.#jsm.consumers.add(stream, {
+      durable_name: name,
+      filter_subject: filter,
+      ack_policy: AckPolicy.All,
+      ack_wait: nanos(this.#options.ackWaitMs ?? 30_000),
+      max_ack_pending: this.#options.maxAckPending ?? 50_000,
+      max_deliver: -1,
+      ...(startSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq } : { deliver_policy: DeliverPolicy.All }),
+    });
+    // nats-server 2.9 silently drops settings it does not know: check that the filter really took.
+    if (info.config.filter_subject !== filter) {
+      throw new Error(`consumer ${name} on ${stream} was created with filter ${JSON.stringify(info.config.filter_subject)} instead of ${filter}`);
+    }
+    logger.debug({ stream, consumer: name, startSeq }, 'consumer opened');
+    return ConsumerSource.open(await this.#js.consumers.get(stream, name));
+  }
+}
+
+/** Messages asked for ahead of the transaction in progress: the next batch is what arrived meanwhile. */
+const prefetchMessages = 8_000;
+
+/**
+ * A partition source over a standing pull (`consume`): messages stream into a buffer while the
+ * previous transaction runs, so a transaction takes whatever has arrived — large under load, small
+ * and prompt when traffic is light (a fixed-size fetch would wait out its expiry on a partial batch).
+ */
+class ConsumerSource implements PartitionSource {
+  readonly #messages: ConsumerMessages;
+  #buffer: JsMsg[] = [];
+  #arrived: (() => void) | undefined;
+  /** Each returned batch's last message, to ack through: ack policy "all" acks everything below it. */
+  #ackable: JsMsg[] = [];
+
+  private constructor(messages: ConsumerMessages) {
+    this.#messages = messages;
+  }
+
+  static async open(consumer: Consumer): Promise<ConsumerSource> {
+    let source: ConsumerSource | undefined;
+    const messages = await consumer.consume({
+      max_messages: prefetchMessages,
+      callback: (message) => {
+        source!.#buffer.push(message);
+        source!.#arrived?.();
+      },
+    });
+    source = new ConsumerSource(messages);
+    return source;
+  }
+
+  async fetch(maxMessages: number, waitMs: number): Promise<SourceMessage[]> {
+    if (this.#buffer.length === 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, waitMs);
+        this.#arrived = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#arrived = undefined;
+    }
+    const taken = this.#buffer.length <= maxMessages ? this.#buffer : this.#buffer.slice(0, maxMessages);
+    this.#buffer = taken === this.#buffer ? [] : this.#buffer.slice(maxMessages);
+    if (taken.length > 0) this.#ackable.push(taken.at(-1)!);
+    return taken.map((message) => ({ seq: message.seq, subject: message.subject, data: message.data }));
+  }
+
+  async ack(seq: number): Promise<void> {
+    let through: JsMsg | undefined;
+    while (this.#ackable.length > 0 && this.#ackable[0]!.seq <= seq) through = this.#ackable.shift();
+    through?.ack();
+  }
+
+  async close(): Promise<void> {
+    this.#buffer = [];
+    this.#ackable = [];
+    await this.#messages.close();
+  }
+}
