@@ -35,7 +35,7 @@ export function loadConfig(env: Environment, overrides: Partial<SegmentConfig> =
   const config: SegmentConfig = {
     natsUrl: env.SEGMENT_NATS_URL || 'nats://127.0.0.1:4222',
     namespace: env.SEGMENT_NAMESPACE || 'segment',
-    databaseUrl: env.SEGMENT_DATABASE_URL || env.DATABASE_URL || 'postgres://127.0.0.1:5432/postgres',
+    databaseUrl: env.SEGMENT_DATABASE_URL || env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres',
     replicas: integer(env, 'SEGMENT_REPLICAS', 1, 1),
     replicaIndex: integer(env, 'SEGMENT_REPLICA_INDEX', 0, 0),
     replicaCount: integer(env, 'SEGMENT_REPLICA_COUNT', 1, 1),

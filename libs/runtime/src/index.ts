@@ -4,3 +4,4 @@ export { RegisterCache, keyId } from './register-cache.ts';
 export { PartitionProcessor, LambdaError, type CommitPolicy, type PartitionProcessorOptions } from './partition-processor.ts';
 export * from './memory-ports.ts';
 export * from './derive-worker.ts';
+export { Projector, type ProjectorOptions, type ProjectorStats, type DerivedMessage } from './projector.ts';

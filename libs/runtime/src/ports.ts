@@ -6,6 +6,8 @@ export interface SourceMessage {
   readonly seq: number;
   readonly subject: string;
   readonly data: Uint8Array;
+  /** Present when the message has headers (derived messages carry their provenance there). */
+  readonly headers?: { get(name: string): string };
 }
 
 /** A register with the source sequence of the last event it reflects. */
@@ -48,4 +50,26 @@ export interface DeadLetter {
 
 export interface DeadLetterSink {
   deadLetter(letters: readonly DeadLetter[]): Promise<void>;
+}
+
+/** Where a projection stands: its read position in the derived stream, and per source partition the last sequence reflected. */
+export interface ProjectionPosition {
+  readonly streamSeq: number;
+  readonly checkpoints: ReadonlyMap<number, number>;
+}
+
+/** A materialized view of a derived collection (a Postgres table), updated transactionally. */
+export interface ProjectionStore<D = unknown> {
+  /** Takes the projection over, fencing any previous holder, and says where it stands. */
+  acquire(): Promise<ProjectionPosition>;
+  /**
+   * In one transaction: reduce `documents` (combined, one per key) into the stored ones, store the
+   * results and the new position. Rejects with a `FencedError` when another holder took over.
+   */
+  commit(documents: readonly D[], position: ProjectionPosition): Promise<void>;
+}
+
+/** Another projector took the projection over: this one must stop without committing. */
+export class FencedError extends Error {
+  readonly code = 'SEGMENT_PROJECTOR_FENCED';
 }

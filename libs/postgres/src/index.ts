@@ -1,0 +1,6 @@
+export * from './database.ts';
+export * from './migrations.ts';
+export * from './projections.ts';
+export * from './projection-store.ts';
+export * from './queries.ts';
+export type * from './tables.ts';

@@ -1,0 +1,69 @@
+// One interface per table or view, collected into the Database type Kysely checks queries against.
+import type { ColumnType, Generated } from 'kysely';
+
+type Json = ColumnType<unknown, string, string>;
+type Timestamp = ColumnType<Date, string, string>;
+
+export interface MembershipsTable {
+  vendor: number;
+  segment_name: string;
+  user: string;
+  first: string | null;
+  last: string;
+  member: boolean;
+  value: string | null;
+  /** `first` and `last` as timestamptz, for range queries; `document` keeps the original strings. */
+  first_at: Timestamp | null;
+  last_at: Timestamp;
+  document: Json;
+}
+
+export interface ToggleRow {
+  event: string;
+  vendor: number;
+  segment_name: string;
+  user: string;
+  timestamp: string;
+  timestamp_at: Timestamp;
+  remove: boolean;
+  previous_event: string;
+  previous_remove: boolean;
+  document: Json;
+}
+
+export interface ProfilesView {
+  user: string;
+  document: unknown;
+}
+
+export interface SegmentSizesView {
+  vendor: number;
+  segment_name: string;
+  members: ColumnType<string, never, never>;
+  last_update: Date;
+}
+
+/** Where each projector stands per source partition: the highest source sequence reflected. */
+export interface ProjectorCheckpointsTable {
+  projector: string;
+  partition: number;
+  source_seq: ColumnType<string, number | string, number | string>;
+}
+
+/** One row per projector: who holds it (fencing), and how far it read its stream. */
+export interface ProjectorLeasesTable {
+  projector: string;
+  owner: string;
+  epoch: ColumnType<string, number | string, number | string>;
+  stream_seq: ColumnType<string, number | string, number | string>;
+  updated_at: Generated<Date>;
+}
+
+export interface Database {
+  segment_memberships: MembershipsTable;
+  segment_toggles: ToggleRow;
+  segment_profiles: ProfilesView;
+  segment_sizes: SegmentSizesView;
+  segment_projector_checkpoints: ProjectorCheckpointsTable;
+  segment_projector_leases: ProjectorLeasesTable;
+}

@@ -1,0 +1,138 @@
+import type { SchemaName } from '@segment/model';
+import type { Logger } from '@segment/telemetry';
+import { Combiner } from './combiner.ts';
+import { FencedError, type ProjectionPosition, type ProjectionStore, type Provenance, type SourceMessage } from './ports.ts';
+import type { PartitionSource } from './derive-worker.ts';
+
+/** A derived message: its provenance and the documents it carries. */
+export interface DerivedMessage {
+  readonly provenance: Provenance;
+  readonly documents: readonly unknown[];
+}
+
+export interface ProjectorOptions {
+  name: string;
+  schema: SchemaName;
+  key: readonly string[];
+  store: ProjectionStore;
+  /** Reads a derived message's provenance and documents. */
+  decode(message: SourceMessage): DerivedMessage;
+  /** Opens the derived stream to deliver from `startSeq`. */
+  open(startSeq: number): Promise<PartitionSource>;
+  logger: Logger;
+  /** Derived messages per transaction, at most (each carries up to a few thousand documents). */
+  maxMessages?: number;
+  idleFetchMs?: number;
+}
+
+export interface ProjectorStats {
+  messages: number;
+  skipped: number;
+  documents: number;
+  rows: number;
+  transactions: number;
+  streamSeq: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Materializes a derived collection: per transaction, combine the fetched messages' documents by
+ * key, then load-reduce-store them with the position in one store transaction, then ack.
+ * A message whose source range ends at or below its partition's checkpoint is a replay (the
+ * derivation re-published after a crash, possibly beyond the duplicate window): dropped. Ranges
+ * that overlap the checkpoint are applied whole; the collections' reductions are idempotent, so
+ * re-reducing a document already reflected changes nothing.
+ */
+export class Projector {
+  readonly #options: ProjectorOptions;
+  readonly #combiner: Combiner;
+  #running = false;
+  #done: Promise<void> | undefined;
+  #fenced: FencedError | undefined;
+  readonly stats: ProjectorStats = { messages: 0, skipped: 0, documents: 0, rows: 0, transactions: 0, streamSeq: 0 };
+
+  constructor(options: ProjectorOptions) {
+    this.#options = options;
+    this.#combiner = new Combiner(options.schema, options.key);
+  }
+
+  /** Takes the projection over and starts its loop. */
+  async start(): Promise<void> {
+    const position = await this.#options.store.acquire();
+    this.#running = true;
+    this.#done = this.#run(position);
+  }
+
+  /** Set when another projector took over: this one stopped without committing. */
+  get fenced(): FencedError | undefined {
+    return this.#fenced;
+  }
+
+  /** Resolves when the loop ends (after `stop()`, or when fenced). */
+  get done(): Promise<void> {
+    return this.#done ?? Promise.resolve();
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    await this.#done;
+  }
+
+  async #run(initial: ProjectionPosition): Promise<void> {
+    const { logger } = this.#options;
+    let position = initial;
+    let source: PartitionSource | undefined;
+    let failures = 0;
+    logger.info({ projector: this.#options.name, streamSeq: position.streamSeq }, 'projector started');
+    while (this.#running) {
+      try {
+        source ??= await this.#options.open(position.streamSeq + 1);
+        const messages = await source.fetch(this.#options.maxMessages ?? 32, this.#options.idleFetchMs ?? 250);
+        if (messages.length === 0) continue;
+        position = await this.#commit(messages, position);
+        await source.ack(position.streamSeq);
+        failures = 0;
+      } catch (error) {
+        this.#combiner.drain();
+        if (error instanceof FencedError) {
+          this.#fenced = error;
+          logger.error({ projector: this.#options.name }, 'fenced: another projector took over; stopping without committing');
+          break;
+        }
+        failures += 1;
+        logger.warn({ err: error, projector: this.#options.name, failures }, 'projection transaction failed; reopening');
+        await source?.close().catch(() => undefined);
+        source = undefined;
+        // Re-read the position: a failed commit may or may not have landed.
+        position = await this.#options.store.acquire().catch(() => position);
+        if (this.#running) await sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
+      }
+    }
+    await source?.close().catch(() => undefined);
+  }
+
+  async #commit(messages: readonly SourceMessage[], position: ProjectionPosition): Promise<ProjectionPosition> {
+    const checkpoints = new Map(position.checkpoints);
+    let documents = 0;
+    for (const message of messages) {
+      const { provenance, documents: carried } = this.#options.decode(message);
+      this.stats.messages += 1;
+      if (provenance.lastSeq <= (checkpoints.get(provenance.partition) ?? 0)) {
+        this.stats.skipped += 1;
+        continue;
+      }
+      for (const document of carried) this.#combiner.add(document);
+      documents += carried.length;
+      checkpoints.set(provenance.partition, provenance.lastSeq);
+    }
+    const combined = this.#combiner.drain();
+    const next = { streamSeq: messages.at(-1)!.seq, checkpoints };
+    await this.#options.store.commit(combined, next);
+    this.stats.documents += documents;
+    this.stats.rows += combined.length;
+    this.stats.transactions += 1;
+    this.stats.streamSeq = next.streamSeq;
+    return next;
+  }
+}

@@ -1,0 +1,99 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { sql } from 'kysely';
+import { FencedError } from '@segment/runtime';
+import { PostgresProjectionStore, membershipsProjection, migrate, readCollection, reportingRole, segmentMembers, togglesProjection, userProfile } from '@segment/postgres';
+import { reductionOf } from '@segment/reduce';
+import { replay } from '@segment/segment';
+import type { Membership } from '@segment/model';
+import { generateEvents } from './support/pipeline.ts';
+import { testDatabase } from './support/postgres.ts';
+import { randomNamespace } from './support/streams.ts';
+
+test('postgres - migrations are idempotent, and the reporting role reads but cannot write', async (t) => {
+  const { database, cleanup } = await testDatabase(randomNamespace('pg'));
+  t.after(cleanup);
+  const again = await migrate(database);
+  assert.deepEqual(again.results, []);
+  const s = sql.id(database.schema);
+  await database.db.transaction().execute(async (trx) => {
+    await sql`SET LOCAL ROLE ${sql.id(reportingRole)}`.execute(trx);
+    await sql`SELECT count(*) FROM ${s}.segment_memberships`.execute(trx);
+    await sql`SELECT count(*) FROM ${s}.segment_profiles`.execute(trx);
+    await sql`SELECT count(*) FROM ${s}.segment_sizes`.execute(trx);
+  });
+  for (const statement of [
+    sql`INSERT INTO ${s}.segment_toggles (event, vendor, segment_name, "user", timestamp, timestamp_at, remove, previous_event, previous_remove, document) VALUES ('e', 1, 's', 'u', 't', now(), false, 'p', false, '{}')`,
+    sql`DELETE FROM ${s}.segment_memberships`,
+    sql`ALTER TABLE ${s}.segment_memberships ADD COLUMN x int`,
+    sql`DROP VIEW ${s}.segment_sizes`,
+  ]) {
+    await assert.rejects(
+      database.db.transaction().execute(async (trx) => {
+        await sql`SET LOCAL ROLE ${sql.id(reportingRole)}`.execute(trx);
+        await statement.execute(trx);
+      }),
+      /permission denied|must be owner/,
+    );
+  }
+});
+
+test('postgres - projection commits load, reduce and upsert; views give exactly the reference profiles and sizes', async (t) => {
+  const { database, cleanup } = await testDatabase(randomNamespace('pg'));
+  t.after(cleanup);
+  const events = generateEvents(4_000);
+  const expected = replay(events);
+  const reduceMembership = reductionOf('membership');
+  const store = new PostgresProjectionStore(database, membershipsProjection, 'project_memberships');
+  const position = await store.acquire();
+  assert.equal(position.streamSeq, 0);
+  // Commit each event's own membership detail, in three batches: stored rows must reduce.
+  const partials: Membership[] = events.map((e) => ({ ...(e.remove ? { last: e.timestamp, member: false } : { first: e.timestamp, last: e.timestamp, member: true, ...(e.value ? { value: e.value } : {}) }), segment: e.segment, user: e.user }));
+  for (let i = 0; i < partials.length; i += 1_500) {
+    const batch = new Map<string, Membership>();
+    for (const p of partials.slice(i, i + 1_500)) {
+      const id = JSON.stringify(membershipsProjection.keyOf(p));
+      // One document per key per commit, as the projector combines them.
+      batch.set(id, reduceMembership(batch.get(id), p));
+    }
+    await store.commit([...batch.values()], { streamSeq: i + 1, checkpoints: new Map([[1, i + 1]]) });
+  }
+  assert.deepEqual(await readCollection(database, 'segment/memberships'), expected.memberships);
+  assert.deepEqual(await readCollection(database, 'segment/profiles'), expected.profiles);
+
+  const user = expected.profiles[5] as { user: string };
+  assert.deepEqual(await userProfile(database, user.user), expected.profiles[5]);
+  const reacquired = await store.acquire();
+  assert.equal(reacquired.streamSeq, 3_001);
+  assert.deepEqual([...reacquired.checkpoints], [[1, 3_001]]);
+
+  const sizes = await database.db.selectFrom('segment_sizes').selectAll().orderBy('members', 'desc').limit(1).executeTakeFirstOrThrow();
+  const biggest = expected.memberships.filter((m) => m.member && m.segment.vendor === sizes.vendor && m.segment.name === sizes.segment_name).length;
+  assert.equal(Number(sizes.members), biggest);
+
+  // Paged members: stable order, every current member exactly once.
+  const all: string[] = [];
+  let after: string | undefined;
+  do {
+    const page = await segmentMembers(database, sizes.vendor, sizes.segment_name, { limit: 7, after });
+    all.push(...page.members.map((m) => m.user));
+    after = page.next;
+  } while (after !== undefined);
+  assert.equal(all.length, biggest);
+  assert.deepEqual(all, [...all].sort());
+});
+
+test('postgres - a projector that lost its lease cannot commit (fenced)', async (t) => {
+  const { database, cleanup } = await testDatabase(randomNamespace('pg'));
+  t.after(cleanup);
+  const expected = replay(generateEvents(2_000));
+  const first = new PostgresProjectionStore(database, togglesProjection, 'project_toggles');
+  await first.acquire();
+  await first.commit(expected.toggles.slice(0, 5), { streamSeq: 1, checkpoints: new Map([[2, 10]]) });
+  const second = new PostgresProjectionStore(database, togglesProjection, 'project_toggles');
+  const position = await second.acquire();
+  assert.equal(position.checkpoints.get(2), 10);
+  await assert.rejects(first.commit(expected.toggles.slice(5), { streamSeq: 2, checkpoints: new Map([[2, 20]]) }), FencedError);
+  await second.commit(expected.toggles.slice(5), { streamSeq: 2, checkpoints: new Map([[2, 20]]) });
+  assert.deepEqual(await readCollection(database, 'segment/toggles'), expected.toggles);
+});
