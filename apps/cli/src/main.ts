@@ -7,6 +7,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   develop: () => import('./commands/develop.ts'),
   setup: () => import('./commands/setup.ts'),
   derive: () => import('./commands/derive.ts'),
+  project: () => import('./commands/project.ts'),
 };
 
 function usage(): string {

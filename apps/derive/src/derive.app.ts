@@ -1,8 +1,8 @@
 // The derivation worker: setup → connect → run the derivations of the partitions this replica owns
 // → on shutdown finish each transaction in flight, commit, drain and close.
 import type { SegmentConfig } from '@segment/config';
-import { connectNats, createDeriveRuntime, defaultProvisionConfig, namesFor, provision } from '@segment/nats';
-import { membershipsDerivation, profilesDerivation, pushProfilesDerivation, togglesDerivation, type Derivation } from '@segment/segment';
+import { connectNats, namesFor } from '@segment/nats';
+import { derivationsFor, startPipeline } from '@segment/pipeline';
 import type { PartitionStats } from '@segment/runtime';
 import type { Logger } from '@segment/telemetry';
 
@@ -21,22 +21,20 @@ export async function runDerive({ config, logger, signal, pushProfiles = false, 
   const names = namesFor(config.namespace);
   const nc = await connectNats({ servers: config.natsUrl, name: `segment-derive-${config.replicaIndex}` });
   try {
-    await provision(nc, names, { ...defaultProvisionConfig, replicas: config.replicas }, logger);
-    const derivations: Derivation[] = [membershipsDerivation, pushProfiles ? pushProfilesDerivation : profilesDerivation, togglesDerivation] as Derivation[];
-    const { worker, publisher } = await createDeriveRuntime(nc, {
+    const pipeline = await startPipeline({
+      nc,
       names,
-      derivations,
       logger,
+      pushProfiles,
+      provision: { replicas: config.replicas },
       replica: { index: config.replicaIndex, count: config.replicaCount },
     });
-    await worker.start();
-    logger.info({ namespace: config.namespace, replica: config.replicaIndex, of: config.replicaCount, derivations: derivations.map((d) => d.name) }, 'deriving');
-    const statsTimer = onStats ? setInterval(() => onStats(worker.stats), 2000) : undefined;
+    logger.info({ namespace: config.namespace, replica: config.replicaIndex, of: config.replicaCount, derivations: derivationsFor(pushProfiles).map((d) => d.name) }, 'deriving');
+    const statsTimer = onStats ? setInterval(() => onStats(pipeline.worker!.stats), 2000) : undefined;
     await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
     clearInterval(statsTimer);
     logger.info('draining');
-    await worker.stop();
-    await publisher.close();
+    await pipeline.stop();
   } finally {
     await nc.drain().catch(() => nc.close());
   }

@@ -1,4 +1,4 @@
-import type { DeadLetter, DeadLetterSink, OutputSink, Provenance } from '@segment/runtime';
+import type { DeadLetter, DeadLetterSink, DerivedMessage, OutputSink, Provenance, SourceMessage } from '@segment/runtime';
 import { headers, type DerivedCollection, type Names } from '../names.ts';
 import type { PipelinedPublisher } from '../publisher.ts';
 
@@ -92,4 +92,14 @@ export class StreamDeadLetterSink implements DeadLetterSink {
       ),
     );
   }
+}
+
+/** Reads a derived message back: its provenance headers and its documents. */
+export function decodeDerivedMessage(message: SourceMessage): DerivedMessage {
+  const partition = Number(message.headers?.get(headers.sourcePartition));
+  const [firstSeq, lastSeq] = (message.headers?.get(headers.sourceRange) ?? '').split('-').map(Number);
+  if (!Number.isInteger(partition) || !Number.isInteger(firstSeq) || !Number.isInteger(lastSeq)) {
+    throw new Error(`derived message ${message.seq} on ${message.subject} has no provenance headers`);
+  }
+  return { provenance: { partition, firstSeq: firstSeq!, lastSeq: lastSeq! }, documents: parseNdjson(message.data) };
 }

@@ -42,28 +42,52 @@ export class StreamPartitions implements PartitionDirectory {
     return partitions.sort((a, b) => a - b);
   }
 
-  /** (Re)creates the partition's consumer to deliver from `startSeq`: our checkpoint decides, not its ack floor. */
   async open(partition: number, startSeq: number): Promise<PartitionSource> {
-    const { stream, logger } = this.#options;
-    const name = this.#options.consumerOf(partition);
-    const filter = this.#options.subjectOf(partition);
-    await this.#jsm.consumers.delete(stream, name).catch(() => false);
-    const info = await this.#jsm.consumers.add(stream, {
-      durable_name: name,
-      filter_subject: filter,
-      ack_policy: AckPolicy.All,
-      ack_wait: nanos(this.#options.ackWaitMs ?? 30_000),
-      max_ack_pending: this.#options.maxAckPending ?? 50_000,
-      max_deliver: -1,
-      ...(startSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq } : { deliver_policy: DeliverPolicy.All }),
+    return openDurableSource(this.#js, this.#jsm, {
+      stream: this.#options.stream,
+      name: this.#options.consumerOf(partition),
+      filter: this.#options.subjectOf(partition),
+      startSeq,
+      maxAckPending: this.#options.maxAckPending,
+      ackWaitMs: this.#options.ackWaitMs,
+      logger: this.#options.logger,
     });
-    // nats-server 2.9 silently drops settings it does not know: check that the filter really took.
-    if (info.config.filter_subject !== filter) {
-      throw new Error(`consumer ${name} on ${stream} was created with filter ${JSON.stringify(info.config.filter_subject)} instead of ${filter}`);
-    }
-    logger.debug({ stream, consumer: name, startSeq }, 'consumer opened');
-    return ConsumerSource.open(await this.#js.consumers.get(stream, name));
   }
+}
+
+export interface DurableSourceOptions {
+  stream: string;
+  name: string;
+  filter: string;
+  startSeq: number;
+  maxAckPending?: number;
+  ackWaitMs?: number;
+  logger: Logger;
+}
+
+/**
+ * (Re)creates a durable pull consumer (ack policy "all") delivering from `startSeq`, and consumes it.
+ * The caller's checkpoint, not the consumer's ack floor, says where to resume: messages delivered
+ * but never committed come back at once instead of after the ack timeout.
+ */
+export async function openDurableSource(js: JetStreamClient, jsm: JetStreamManager, options: DurableSourceOptions): Promise<PartitionSource> {
+  const { stream, name, filter, startSeq, logger } = options;
+  await jsm.consumers.delete(stream, name).catch(() => false);
+  const info = await jsm.consumers.add(stream, {
+    durable_name: name,
+    filter_subject: filter,
+    ack_policy: AckPolicy.All,
+    ack_wait: nanos(options.ackWaitMs ?? 30_000),
+    max_ack_pending: options.maxAckPending ?? 50_000,
+    max_deliver: -1,
+    ...(startSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq } : { deliver_policy: DeliverPolicy.All }),
+  });
+  // nats-server 2.9 silently drops settings it does not know: check that the filter really took.
+  if (info.config.filter_subject !== filter) {
+    throw new Error(`consumer ${name} on ${stream} was created with filter ${JSON.stringify(info.config.filter_subject)} instead of ${filter}`);
+  }
+  logger.debug({ stream, consumer: name, startSeq }, 'consumer opened');
+  return ConsumerSource.open(await js.consumers.get(stream, name));
 }
 
 /** Messages asked for ahead of the transaction in progress: the next batch is what arrived meanwhile. */
@@ -112,7 +136,7 @@ class ConsumerSource implements PartitionSource {
     const taken = this.#buffer.length <= maxMessages ? this.#buffer : this.#buffer.slice(0, maxMessages);
     this.#buffer = taken === this.#buffer ? [] : this.#buffer.slice(maxMessages);
     if (taken.length > 0) this.#ackable.push(taken.at(-1)!);
-    return taken.map((message) => ({ seq: message.seq, subject: message.subject, data: message.data }));
+    return taken.map((message) => ({ seq: message.seq, subject: message.subject, data: message.data, headers: message.headers }));
   }
 
   async ack(seq: number): Promise<void> {

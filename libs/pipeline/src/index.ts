@@ -1,0 +1,3 @@
+export * from './pipeline.ts';
+export * from './projectors.ts';
+export * from './progress.ts';

@@ -1,0 +1,65 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import { createDeriveRuntime, defaultProvisionConfig, provision, type Names, type PipelinedPublisher, type ProvisionConfig } from '@segment/nats';
+import { migrate, type SegmentDatabase } from '@segment/postgres';
+import type { DeriveWorker, Projector } from '@segment/runtime';
+import { membershipsDerivation, profilesDerivation, pushProfilesDerivation, togglesDerivation, type Derivation } from '@segment/segment';
+import type { Logger } from '@segment/telemetry';
+import { createProjectors } from './projectors.ts';
+
+export interface PipelineOptions {
+  nc: NatsConnection;
+  names: Names;
+  logger: Logger;
+  /** Omit to run derivations only. */
+  database?: SegmentDatabase;
+  provision?: Partial<ProvisionConfig>;
+  replica?: { index: number; count: number };
+  pushProfiles?: boolean;
+  /** Run the derivations here (default true); false runs the projectors only. */
+  derive?: boolean;
+  discoveryIntervalMs?: number;
+}
+
+export interface RunningPipeline {
+  readonly worker: DeriveWorker | undefined;
+  readonly projectors: readonly Projector[];
+  /** Resolves when a projector stops by itself (fenced by a newer instance). */
+  readonly stoppedByItself: Promise<void>;
+  /** Finishes the transactions in flight, commits, and stops every stage. */
+  stop(): Promise<void>;
+}
+
+export function derivationsFor(pushProfiles: boolean): Derivation[] {
+  return [membershipsDerivation, pushProfiles ? pushProfilesDerivation : profilesDerivation, togglesDerivation] as Derivation[];
+}
+
+/** Sets up (streams, buckets, migrations) and starts the stages of the pipeline in this process. */
+export async function startPipeline(options: PipelineOptions): Promise<RunningPipeline> {
+  const { nc, names, logger, database } = options;
+  await provision(nc, names, { ...defaultProvisionConfig, ...options.provision }, logger);
+  if (database) await migrate(database);
+  let worker: DeriveWorker | undefined;
+  let publisher: PipelinedPublisher | undefined;
+  if (options.derive !== false) {
+    ({ worker, publisher } = await createDeriveRuntime(nc, {
+      names,
+      derivations: derivationsFor(options.pushProfiles ?? false),
+      logger: logger.child({ stage: 'derive' }),
+      replica: options.replica,
+      discoveryIntervalMs: options.discoveryIntervalMs,
+    }));
+    await worker.start();
+  }
+  const projectors = database ? await createProjectors(nc, database, names, logger.child({ stage: 'project' })) : [];
+  await Promise.all(projectors.map((p) => p.start()));
+  return {
+    worker,
+    projectors,
+    stoppedByItself: projectors.length > 0 ? Promise.race(projectors.map((p) => p.done)) : new Promise(() => undefined),
+    async stop() {
+      await worker?.stop();
+      await publisher?.close();
+      await Promise.all(projectors.map((p) => p.stop()));
+    },
+  };
+}

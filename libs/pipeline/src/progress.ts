@@ -1,0 +1,45 @@
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { caughtUp, deriveProgress, type Names, type PartitionProgress } from '@segment/nats';
+import { projections, type ProjectedCollection, type SegmentDatabase } from '@segment/postgres';
+
+export interface ProjectorProgress {
+  projector: string;
+  /** The derived stream's last message, and the last one the projector committed. */
+  lastSeq: number;
+  committed: number;
+}
+
+export interface PipelineProgress {
+  derive: PartitionProgress[];
+  projectors: ProjectorProgress[];
+  /** Every stage has processed everything ingested so far. */
+  caughtUp: boolean;
+}
+
+/** Where every stage stands: derivations per vendor partition, projectors per derived stream. */
+export async function pipelineProgress(nc: NatsConnection, database: SegmentDatabase, names: Names): Promise<PipelineProgress> {
+  const jsm = await jetstreamManager(nc);
+  const derive = await deriveProgress(nc, names);
+  const leases = await database.db.selectFrom('segment_projector_leases').select(['projector', 'stream_seq']).execute();
+  const projectors = await Promise.all(
+    (Object.keys(projections) as ProjectedCollection[]).map(async (collection) => {
+      const projector = names.consumers.project(collection);
+      const { state } = await jsm.streams.info(names.derived[collection].stream);
+      const committed = Number(leases.find((l) => l.projector === projector)?.stream_seq ?? 0);
+      return { projector, lastSeq: state.last_seq, committed };
+    }),
+  );
+  return { derive, projectors, caughtUp: caughtUp(derive) && projectors.every((p) => p.committed >= p.lastSeq) };
+}
+
+/** Resolves once every stage has caught up with what was ingested before the call (polling). */
+export async function waitUntilCaughtUp(nc: NatsConnection, database: SegmentDatabase, names: Names, options: { timeoutMs: number; intervalMs?: number }): Promise<PipelineProgress> {
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    const progress = await pipelineProgress(nc, database, names);
+    if (progress.caughtUp) return progress;
+    if (Date.now() > deadline) throw new Error(`the pipeline did not catch up within ${options.timeoutMs} ms: ${JSON.stringify(progress)}`);
+    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 50));
+  }
+}

@@ -1,0 +1,27 @@
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { collections } from '@segment/model';
+import { decodeDerivedMessage, openDurableSource, type Names } from '@segment/nats';
+import { PostgresProjectionStore, projections, type ProjectedCollection, type Projection, type SegmentDatabase } from '@segment/postgres';
+import { Projector } from '@segment/runtime';
+import type { Logger } from '@segment/telemetry';
+
+/** The projectors of every projected collection, each consuming its derived stream into its table (built, not started). */
+export async function createProjectors(nc: NatsConnection, database: SegmentDatabase, names: Names, logger: Logger): Promise<Projector[]> {
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  return (Object.keys(projections) as ProjectedCollection[]).map((collection) => {
+    const projection = projections[collection] as Projection<unknown>;
+    const name = names.consumers.project(collection);
+    const stream = names.derived[collection];
+    return new Projector({
+      name,
+      schema: projection.schema,
+      key: collections[projection.collection as keyof typeof collections].key,
+      store: new PostgresProjectionStore(database, projection, name),
+      decode: decodeDerivedMessage,
+      open: (startSeq) => openDurableSource(js, jsm, { stream: stream.stream, name, filter: stream.subjects, startSeq, logger }),
+      logger: logger.child({ projector: name }),
+    });
+  });
+}
