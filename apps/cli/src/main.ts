@@ -8,6 +8,9 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   setup: () => import('./commands/setup.ts'),
   derive: () => import('./commands/derive.ts'),
   project: () => import('./commands/project.ts'),
+  rebuild: () => import('./commands/rebuild.ts'),
+  user: () => import('./commands/user.ts'),
+  members: () => import('./commands/members.ts'),
 };
 
 function usage(): string {

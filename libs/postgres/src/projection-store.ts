@@ -92,3 +92,14 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
     return new Map(result.rows.map(({ document }) => [keyId(keyOf(document)), document]));
   }
 }
+
+/**
+ * Empties a namespace's projected tables and forgets every projector's position, so projectors
+ * back-fill from the start of the derived streams. A projector still running is fenced: its lease is gone.
+ */
+export async function resetProjections(database: SegmentDatabase): Promise<void> {
+  await database.db.transaction().execute(async (trx) => {
+    const s = sql.id(database.schema);
+    await sql`TRUNCATE ${s}.segment_memberships, ${s}.segment_toggles, ${s}.segment_projector_checkpoints, ${s}.segment_projector_leases`.execute(trx);
+  });
+}
