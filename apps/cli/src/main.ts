@@ -7,6 +7,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   develop: () => import('./commands/develop.ts'),
   setup: () => import('./commands/setup.ts'),
   derive: () => import('./commands/derive.ts'),
+  ingest: () => import('./commands/ingest.ts'),
   project: () => import('./commands/project.ts'),
   rebuild: () => import('./commands/rebuild.ts'),
   user: () => import('./commands/user.ts'),
