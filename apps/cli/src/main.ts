@@ -8,6 +8,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   setup: () => import('./commands/setup.ts'),
   derive: () => import('./commands/derive.ts'),
   ingest: () => import('./commands/ingest.ts'),
+  publish: () => import('./commands/publish.ts'),
   project: () => import('./commands/project.ts'),
   rebuild: () => import('./commands/rebuild.ts'),
   user: () => import('./commands/user.ts'),
