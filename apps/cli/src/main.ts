@@ -7,12 +7,14 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   develop: () => import('./commands/develop.ts'),
   setup: () => import('./commands/setup.ts'),
   derive: () => import('./commands/derive.ts'),
+  dlq: () => import('./commands/dlq.ts'),
   ingest: () => import('./commands/ingest.ts'),
   publish: () => import('./commands/publish.ts'),
   project: () => import('./commands/project.ts'),
   rebuild: () => import('./commands/rebuild.ts'),
   user: () => import('./commands/user.ts'),
   members: () => import('./commands/members.ts'),
+  clean: () => import('./commands/clean.ts'),
 };
 
 function usage(): string {

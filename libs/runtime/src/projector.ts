@@ -57,6 +57,10 @@ export class Projector {
     this.#combiner = new Combiner(options.schema, options.key);
   }
 
+  get name(): string {
+    return this.#options.name;
+  }
+
   /** Takes the projection over and starts its loop. */
   async start(): Promise<void> {
     const position = await this.#options.store.acquire();

@@ -10,6 +10,8 @@ export interface PartitionProgress {
   lastSeq: number;
   /** The derivations' committed checkpoint: everything at or below it is derived and durable. */
   committed: number;
+  /** Events of the partition not yet committed (its consumer's undelivered plus unacked), when it has a consumer. */
+  pendingEvents: number | undefined;
 }
 
 /** Where each vendor partition's derivations stand against the events stream. */
@@ -22,7 +24,13 @@ export async function deriveProgress(nc: NatsConnection, names: Names): Promise<
     const partition = names.events.vendorOf(subject);
     if (partition === undefined) continue;
     const last = await jsm.streams.getMessage(names.events.stream, { last_by_subj: subject });
-    progress.push({ partition, lastSeq: last?.seq ?? 0, committed: await checkpoints.load(partition) });
+    const consumer = await jsm.consumers.info(names.events.stream, names.consumers.derive(partition)).catch(() => undefined);
+    progress.push({
+      partition,
+      lastSeq: last?.seq ?? 0,
+      committed: await checkpoints.load(partition),
+      pendingEvents: consumer ? consumer.num_pending + consumer.num_ack_pending : undefined,
+    });
   }
   return progress.sort((a, b) => a.partition - b.partition);
 }
