@@ -38,3 +38,24 @@ test('pipeline - events to Postgres: memberships, profiles and toggles equal the
   assert.deepEqual(await readCollection(database, 'segment/toggles'), expected.toggles);
   t.diagnostic(`${events.length} events → ${expected.memberships.length} memberships, ${expected.profiles.length} profiles, ${expected.toggles.length} toggles; ${progress.projectors.map((p) => `${p.projector}@${p.committed}`).join(' ')}`);
 });
+
+test('pipeline - a raw `nats pub` (no headers, no Nats-Msg-Id) is processed like any other event', async (t) => {
+  const namespace = randomNamespace('raw');
+  const nc = await connectNats({ servers: natsUrl, name: 'test-raw-publish' });
+  const names = namesFor(namespace);
+  const { database, cleanup } = await testDatabase(namespace);
+  t.after(async () => {
+    await deprovision(nc, names);
+    await nc.close();
+    await cleanup();
+  });
+  const pipeline = await startPipeline({ nc, names, logger, database, discoveryIntervalMs: 100 });
+  const event = { event: '0c7f6a2e-3e1b-4c1e-9a43-5f0f1d2b3c4d', timestamp: '2021-03-19T13:32:26-04:00', user: 'usr-000001', segment: { vendor: 7, name: 'seg-6' } };
+  nc.publish(names.events.subject(7), JSON.stringify(event));
+  await nc.flush();
+  await waitUntilCaughtUp(nc, database, names, { timeoutMs: 30_000 });
+  await pipeline.stop();
+  assert.deepEqual(await readCollection(database, 'segment/memberships'), [
+    { segment: event.segment, user: event.user, first: event.timestamp, last: event.timestamp, member: true },
+  ]);
+});

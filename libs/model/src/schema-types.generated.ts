@@ -17,6 +17,9 @@ export interface Event {
    * RFC 3339 time of the event.
    */
   timestamp: string;
+  /**
+   * Any well-formed Unicode text (no lone surrogates: Postgres and UTF-8 cannot store them).
+   */
   user: string;
   segment: SegmentRef;
   /**

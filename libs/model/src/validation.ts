@@ -31,6 +31,8 @@ function createAjv(): Ajv2020 {
   const ajv = new Ajv2020({ strict: true, allErrors: true, schemas: [...schemaDocuments.values()] as object[] });
   ajv.addKeyword({ keyword: 'reduce', schemaType: 'object', metaSchema: reduceKeywordMetaSchema });
   addFormats.default(ajv, { mode: 'full' });
+  // Text that UTF-8 (and so NATS headers, KV keys and Postgres) can carry: JSON allows lone surrogates.
+  ajv.addFormat('unicode', { type: 'string', validate: (text: string) => text.isWellFormed() });
   return ajv;
 }
 

@@ -1,7 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createDeriveRuntime, defaultProvisionConfig, provision, type Names, type PipelinedPublisher, type ProvisionConfig } from '@segment/nats';
 import { migrate, type SegmentDatabase } from '@segment/postgres';
-import type { DeriveWorker, Projector } from '@segment/runtime';
+import type { CommitPolicy, DeriveWorker, Projector } from '@segment/runtime';
 import { membershipsDerivation, profilesDerivation, pushProfilesDerivation, togglesDerivation, type Derivation } from '@segment/segment';
 import type { Logger } from '@segment/telemetry';
 import { createProjectors } from './projectors.ts';
@@ -18,6 +18,8 @@ export interface PipelineOptions {
   /** Run the derivations here (default true); false runs the projectors only. */
   derive?: boolean;
   discoveryIntervalMs?: number;
+  /** How often derivations commit (write registers back, checkpoint, ack). */
+  commit?: Partial<CommitPolicy>;
 }
 
 export interface RunningPipeline {
@@ -47,6 +49,7 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
       logger: logger.child({ stage: 'derive' }),
       replica: options.replica,
       discoveryIntervalMs: options.discoveryIntervalMs,
+      commit: options.commit,
     }));
     await worker.start();
   }
