@@ -150,6 +150,20 @@ test('partition processor - crashes at any point, mid-commit included, leave the
   assertMatchesReference(w.output, events);
 });
 
+test('partition processor - a message redelivered inside a batch (after an ack timeout) is applied once, in stream order', async () => {
+  const { events, messages } = partitionOf(4, 1_200, 3);
+  const w = world();
+  const processor = processorIn(w, 4);
+  await processor.start();
+  // The source hands out 1..800 and then, redelivered, 201..600 again; then the rest.
+  await processor.process([...messages.slice(0, 800), ...messages.slice(200, 600)]);
+  assert.equal(processor.processedThrough, 800);
+  await processor.process(messages.slice(800));
+  await processor.commit();
+  assertMatchesReference(w.output, events);
+  assert.equal(w.checkpoints.checkpoints.get(4), 1_200);
+});
+
 test('partition processor - bad input goes to dead letters with a reason naming the field, and the rest flows', async () => {
   const { events, messages } = partitionOf(2, 10);
   const bad: SourceMessage[] = [

@@ -109,10 +109,15 @@ export class PartitionProcessor {
 
   /**
    * Processes one fetched batch as a transaction. Messages at or below what this processor already
-   * handled are skipped. Throws (leaving no trace) when a lambda fails; call again to retry.
+   * handled, in earlier batches or earlier in this one, are skipped. Throws (leaving no trace) when a
+   * lambda fails; call again to retry.
    */
   async process(batch: readonly SourceMessage[]): Promise<void> {
-    const fresh = batch.filter((message) => message.seq > this.#processedThrough);
+    // Strictly increasing: a message at or below one already taken — a redelivery after an ack
+    // timeout, inside the same batch — was handled; applying it again would put an older event after
+    // a newer one (and move processedThrough back).
+    let through = this.#processedThrough;
+    const fresh = batch.filter((message) => message.seq > through && ((through = message.seq), true));
     if (fresh.length === 0) return;
     const deadLetters: DeadLetter[] = [];
     const events: { seq: number; event: Event }[] = [];

@@ -87,7 +87,25 @@ export async function openDurableSource(js: JetStreamClient, jsm: JetStreamManag
     throw new Error(`consumer ${name} on ${stream} was created with filter ${JSON.stringify(info.config.filter_subject)} instead of ${filter}`);
   }
   logger.debug({ stream, consumer: name, startSeq }, 'consumer opened');
-  return ConsumerSource.open(await js.consumers.get(stream, name));
+  return ConsumerSource.open(await js.consumers.get(stream, name), name, info.delivered.consumer_seq);
+}
+
+/**
+ * The consumer's deliveries stopped being consecutive: messages were lost on the way (a reconnect
+ * drops what was in flight, while the server counts it delivered), or the server forgot deliveries
+ * (a restart rolled its consumer state back). The source must be reopened from the last processed
+ * sequence; carrying on would skip the lost messages for good, since acking a later one acks them.
+ */
+export class DeliveryGapError extends Error {
+  readonly code = 'SEGMENT_DELIVERY_GAP';
+  constructor(consumer: string, expected: number, got: JsMsg) {
+    super(
+      got.info.deliverySequence > expected
+        ? `consumer ${consumer} skipped deliveries ${expected}..${got.info.deliverySequence - 1} (lost in transit); next came stream sequence ${got.seq}`
+        : `consumer ${consumer} delivered ${got.info.deliverySequence} (stream sequence ${got.seq}) where ${expected} was due (the server's consumer state went back)`,
+    );
+    this.name = 'DeliveryGapError';
+  }
 }
 
 /** Messages asked for ahead of the transaction in progress: the next batch is what arrived meanwhile. */
@@ -100,30 +118,48 @@ const prefetchMessages = 8_000;
  */
 class ConsumerSource implements PartitionSource {
   readonly #messages: ConsumerMessages;
+  readonly #consumer: string;
   #buffer: JsMsg[] = [];
   #arrived: (() => void) | undefined;
   /** Each returned batch's last message, to ack through: ack policy "all" acks everything below it. */
   #ackable: JsMsg[] = [];
+  /**
+   * The consumer sequence due next. Every delivery, a redelivery too, takes the next one, so a
+   * message lost in transit shows as a jump (nats.js checks this for ordered consumers only).
+   */
+  #nextDelivery: number;
+  /** Set at the first break in the deliveries; what arrived before it is still handed out. */
+  #gap: DeliveryGapError | undefined;
 
-  private constructor(messages: ConsumerMessages) {
+  private constructor(messages: ConsumerMessages, consumer: string, delivered: number) {
     this.#messages = messages;
+    this.#consumer = consumer;
+    this.#nextDelivery = delivered + 1;
   }
 
-  static async open(consumer: Consumer): Promise<ConsumerSource> {
+  static async open(consumer: Consumer, name: string, delivered: number): Promise<ConsumerSource> {
     let source: ConsumerSource | undefined;
     const messages = await consumer.consume({
       max_messages: prefetchMessages,
-      callback: (message) => {
-        source!.#buffer.push(message);
-        source!.#arrived?.();
-      },
+      callback: (message) => source!.#receive(message),
     });
-    source = new ConsumerSource(messages);
+    source = new ConsumerSource(messages, name, delivered);
     return source;
   }
 
+  #receive(message: JsMsg): void {
+    if (this.#gap) return;
+    if (message.info.deliverySequence !== this.#nextDelivery) {
+      this.#gap = new DeliveryGapError(this.#consumer, this.#nextDelivery, message);
+    } else {
+      this.#nextDelivery++;
+      this.#buffer.push(message);
+    }
+    this.#arrived?.();
+  }
+
   async fetch(maxMessages: number, waitMs: number): Promise<SourceMessage[]> {
-    if (this.#buffer.length === 0) {
+    if (this.#buffer.length === 0 && !this.#gap) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, waitMs);
         this.#arrived = () => {
@@ -133,6 +169,8 @@ class ConsumerSource implements PartitionSource {
       });
       this.#arrived = undefined;
     }
+    // Everything before the gap has been handed out: the caller reopens from what it processed.
+    if (this.#buffer.length === 0 && this.#gap) throw this.#gap;
     const taken = this.#buffer.length <= maxMessages ? this.#buffer : this.#buffer.slice(0, maxMessages);
     this.#buffer = taken === this.#buffer ? [] : this.#buffer.slice(maxMessages);
     if (taken.length > 0) this.#ackable.push(taken.at(-1)!);
