@@ -15,6 +15,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   user: () => import('./commands/user.ts'),
   members: () => import('./commands/members.ts'),
   clean: () => import('./commands/clean.ts'),
+  bench: () => import('./commands/bench.ts'),
 };
 
 function usage(): string {

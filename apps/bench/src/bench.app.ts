@@ -1,0 +1,253 @@
+// `segment bench`: the real pipeline on the real services in a namespace of its own. Setup →
+// generate → baselines (raw publish, naive upserts) → stages as processes → throughput phase
+// (everything through the gateway, until caught up) → latency phase (fixed rate, probes) →
+// exactness (every Postgres row against the reference model) → cleanup.
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { connectNats, defaultProvisionConfig, deprovision, namesFor, provision, type Names } from '@segment/nats';
+import { pipelineProgress, waitUntilCaughtUp, type PipelineProgress } from '@segment/pipeline';
+import { dropSchema, migrate, openDatabase, type SegmentDatabase } from '@segment/postgres';
+import { exampleModel } from '@segment/segment';
+import type { Logger } from '@segment/telemetry';
+import { deleteRawStream, naiveUpserts, rawPublish } from './baselines.ts';
+import { checkExactness } from './exactness.ts';
+import { createIngestClient, type IngestClient } from './ingest-client.ts';
+import { measureLatency } from './latency.ts';
+import { cpuBetween, natsServerPid, peakRssMb, pidsNamed, snapshotCpu, startStage, type Stage, type StageName } from './processes.ts';
+import { evaluateTargets, type BenchResult } from './report.ts';
+import { generateWorkload, type Chunk } from './workload.ts';
+
+export { renderMarkdown, toJson, type BenchResult } from './report.ts';
+
+export interface BenchOptions {
+  natsUrl: string;
+  databaseUrl: string;
+  /** Default `bench_<random>`. */
+  namespace?: string;
+  events: number;
+  seed?: number;
+  /** Events per second in the latency phase. */
+  rate: number;
+  latencySeconds: number;
+  /** Events per POST and POSTs in flight in the throughput phase. */
+  batchSize?: number;
+  concurrency?: number;
+  naiveEvents?: number;
+  naiveSeconds?: number;
+  /** Above this many events the exactness check samples users (the reference model's memory). */
+  fullCheckLimit?: number;
+  /** Keep the streams and the schema afterwards. */
+  keep?: boolean;
+  logger: Logger;
+  /** Progress lines (stderr). */
+  say: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+const cli = fileURLToPath(new URL('../../cli/bin/segment.js', import.meta.url));
+const stageReadyTimeoutMs = 60_000;
+/** Every 50th latency event is a probe: at 5,000 events/s, 100 probes a second. */
+const probeEvery = 50;
+const readyMessages: Record<StageName, string> = { ingest: 'ingesting', derive: 'deriving', project: 'projecting' };
+
+const count = (n: number) => Math.round(n).toLocaleString('en-US');
+
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new Error('interrupted');
+}
+
+/** `work`, or a rejection as soon as `signal` aborts (the work itself carries on, unobserved). */
+function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  return Promise.race([
+    work,
+    new Promise<never>((_, reject) => {
+      if (signal.aborted) reject(new Error('interrupted'));
+      signal.addEventListener('abort', () => reject(new Error('interrupted')), { once: true });
+    }),
+  ]);
+}
+
+function describeProgress(progress: PipelineProgress): string {
+  // Sequences are the stream's, shared by all partitions: the consumers' pending counts are the lag.
+  const deriveLag = progress.derive.reduce((sum, p) => sum + (p.pendingEvents ?? 0), 0);
+  const uncommitted = progress.derive.filter((p) => p.committed < p.lastSeq).length;
+  const projectLag = progress.projectors.reduce((sum, p) => sum + Math.max(0, p.lastSeq - p.committed), 0);
+  return `derive lag ${count(deriveLag)} events (${uncommitted} partitions uncommitted) | project lag ${count(projectLag)} msgs${progress.caughtUp ? ' | caught up' : ''}`;
+}
+
+/** Each lane posts its chunks one request at a time, in order; the lanes run side by side. */
+async function postAll(client: IngestClient, chunks: readonly Chunk[], lanes: number, onPosted: (events: number) => void, signal?: AbortSignal): Promise<void> {
+  await Promise.all(
+    Array.from({ length: lanes }, async (_, lane) => {
+      for (const chunk of chunks) {
+        if (chunk.lane !== lane) continue;
+        checkAborted(signal);
+        await client.post(chunk.body);
+        onPosted(chunk.count);
+      }
+    }),
+  );
+}
+
+export async function runBench(options: BenchOptions): Promise<BenchResult> {
+  const { say, signal, logger } = options;
+  const namespace = options.namespace ?? `bench_${randomBytes(4).toString('hex')}`;
+  const seed = options.seed ?? exampleModel.seed;
+  const batchSize = options.batchSize ?? 5_000;
+  const concurrency = options.concurrency ?? 4;
+  const names: Names = namesFor(namespace);
+  const stages: Stage[] = [];
+  let nc: NatsConnection | undefined;
+  let database: SegmentDatabase | undefined;
+  let client: IngestClient | undefined;
+  try {
+    nc = await connectNats({ servers: options.natsUrl, name: 'segment-bench' });
+    database = openDatabase({ connectionString: options.databaseUrl, schema: namespace, applicationName: 'segment-bench', maxConnections: 4 });
+    await provision(nc, names, defaultProvisionConfig, logger);
+    await migrate(database);
+    say(`bench: namespace ${namespace} (streams ${names.events.stream}…, Postgres schema ${namespace})`);
+
+    let started = performance.now();
+    const latencyEvents = Math.ceil(options.rate * options.latencySeconds);
+    const workload = generateWorkload({ events: options.events, seed, batchSize, lanes: concurrency, latencyEvents, probeEvery, fullCheckLimit: options.fullCheckLimit ?? 2_000_000 });
+    say(
+      `bench: generated ${count(options.events)} + ${count(latencyEvents)} events (seed ${seed}) in ${((performance.now() - started) / 1000).toFixed(1)} s` +
+        (workload.sampleEvery > 1 ? `; exactness sampled: users 1 in ${workload.sampleEvery}` : ''),
+    );
+    checkAborted(signal);
+
+    // Baselines first, while no stage runs: each measures one thing on otherwise quiet services.
+    const raw = await rawPublish(nc, names, workload.chunks);
+    say(`bench: raw JetStream publish ${count(raw.perSecond)} events/s (${count(raw.events)} in ${raw.seconds.toFixed(1)} s)`);
+    checkAborted(signal);
+    const naive = await naiveUpserts(options.databaseUrl, namespace, workload.chunks, { maxEvents: options.naiveEvents ?? 20_000, maxSeconds: options.naiveSeconds ?? 10 });
+    say(`bench: naive one-by-one upserts ${count(naive.perSecond)} events/s (${count(naive.events)} in ${naive.seconds.toFixed(1)} s)`);
+    checkAborted(signal);
+
+    const env = { ...process.env, SEGMENT_NATS_URL: options.natsUrl, SEGMENT_DATABASE_URL: options.databaseUrl, SEGMENT_NAMESPACE: namespace };
+    const stageArgs: Record<StageName, string[]> = { ingest: ['--port', '0', '--namespace', namespace], derive: ['--namespace', namespace], project: ['--namespace', namespace] };
+    const onWarning = (line: string) => say(`bench: ${line}`);
+    const startedStages = await Promise.allSettled(
+      (['ingest', 'derive', 'project'] as const).map((name) =>
+        startStage(name, { cli, args: stageArgs[name], env, readyMessage: readyMessages[name], timeoutMs: stageReadyTimeoutMs, onWarning }),
+      ),
+    );
+    for (const outcome of startedStages) if (outcome.status === 'fulfilled') stages.push(outcome.value);
+    const failedStage = startedStages.find((outcome) => outcome.status === 'rejected');
+    if (failedStage) throw failedStage.reason;
+    const pidOf = Object.fromEntries(stages.map((s) => [s.name, s.pid])) as Record<StageName, number>;
+    const port = Number(stages.find((s) => s.name === 'ingest')!.ready.port);
+    client = createIngestClient(port, concurrency);
+    if (!(await client.ready())) throw new Error(`the gateway on port ${port} is not ready (GET /readyz)`);
+    say(`bench: stages running: ${stages.map((s) => `${s.name} pid ${s.pid}`).join(', ')}; gateway on port ${port}`);
+
+    // Throughput: everything through the gateway as fast as it takes it, until caught up.
+    const natsPid = natsServerPid(options.natsUrl);
+    const measured = () => [...stages.map((s) => s.pid), ...(natsPid === undefined ? [] : [natsPid])];
+    const postgresBefore = snapshotCpu(pidsNamed('postgres'));
+    const stagesBefore = snapshotCpu(measured());
+    const benchBefore = process.cpuUsage();
+    let posted = 0;
+    const phaseStart = performance.now();
+    let reporting = false;
+    const progressTimer = setInterval(() => {
+      // One at a time: under load a progress read can take longer than the interval.
+      if (reporting) return;
+      reporting = true;
+      void pipelineProgress(nc!, database!, names)
+        .then(
+          (progress) => say(`bench: ${((performance.now() - phaseStart) / 1000).toFixed(0)} s | posted ${count(posted)}/${count(options.events)} | ${describeProgress(progress)}`),
+          () => undefined,
+        )
+        .finally(() => (reporting = false));
+    }, 1_000);
+    let postedAt: number;
+    let caughtUpAt: number;
+    try {
+      await postAll(client, workload.chunks, concurrency, (n) => (posted += n), signal);
+      postedAt = performance.now();
+      // Assume at least 2,000 events/s, plus a minute, before calling the pipeline stuck.
+      await abortable(waitUntilCaughtUp(nc, database, names, { timeoutMs: 60_000 + (options.events / 2_000) * 1_000, intervalMs: 100 }), signal);
+      caughtUpAt = performance.now();
+    } finally {
+      clearInterval(progressTimer);
+    }
+    const stagesAfter = snapshotCpu(measured());
+    const postgresSeconds = cpuBetween(postgresBefore, snapshotCpu(pidsNamed('postgres')));
+    const benchCpu = process.cpuUsage(benchBefore);
+    const endToEndSeconds = (caughtUpAt - phaseStart) / 1000;
+    const eventsPerSecond = options.events / endToEndSeconds;
+    say(`bench: ${count(options.events)} events end to end in ${endToEndSeconds.toFixed(1)} s = ${count(eventsPerSecond)} events/s (posted in ${((postedAt - phaseStart) / 1000).toFixed(1)} s)`);
+    const cpuOf = (pid: number) => (stagesAfter.get(pid) ?? Number.NaN) - (stagesBefore.get(pid) ?? Number.NaN);
+    checkAborted(signal);
+
+    // Latency: a fixed rate, probes polled in Postgres.
+    say(`bench: latency phase: ${count(options.rate)} events/s for ${options.latencySeconds} s, a probe every ${probeEvery} events`);
+    const latency = await measureLatency({ client, database, events: workload.latency, rate: options.rate, settleTimeoutMs: 30_000, signal });
+    say(`bench: latency p50 ${latency.p50Ms.toFixed(0)} ms, p99 ${latency.p99Ms.toFixed(0)} ms over ${latency.latenciesMs.length} probes (${latency.lost} lost), sent ${count(latency.sentPerSecond)} events/s`);
+    await abortable(waitUntilCaughtUp(nc, database, names, { timeoutMs: 120_000, intervalMs: 100 }), signal);
+
+    const rssMb = Object.fromEntries(stages.map((s) => [s.name, peakRssMb(s.pid) ?? Number.NaN])) as Record<StageName, number>;
+    client.close();
+    client = undefined;
+    const exits = await Promise.all(stages.splice(0).map(async (s) => [s.name, await s.stop()] as const));
+    for (const [name, code] of exits) if (code !== 0) say(`bench: segment ${name} exited with ${code} on SIGTERM`);
+
+    started = performance.now();
+    const exactness = await checkExactness(database, workload.reference, workload.sampleEvery);
+    say(`bench: exactness (${exactness.mode}) checked in ${((performance.now() - started) / 1000).toFixed(1)} s: ${exactness.mismatches} mismatches`);
+    for (const diff of exactness.collections) for (const example of diff.examples) say(`bench:   ${example}`);
+
+    const result: Omit<BenchResult, 'targets'> = {
+      namespace,
+      seed,
+      events: options.events,
+      eventsPerSecond,
+      endToEndSeconds,
+      ingestPerSecond: options.events / ((postedAt - phaseStart) / 1000),
+      rawPublishPerSecond: raw.perSecond,
+      ratioToRawPublish: eventsPerSecond / raw.perSecond,
+      naivePerSecond: naive.perSecond,
+      naiveEvents: naive.events,
+      latency: {
+        rate: options.rate,
+        seconds: options.latencySeconds,
+        sent: latency.sent,
+        sentPerSecond: latency.sentPerSecond,
+        probes: latency.probes,
+        lost: latency.lost,
+        p50Ms: latency.p50Ms,
+        p99Ms: latency.p99Ms,
+        maxMs: latency.maxMs,
+      },
+      p50LatencyMs: latency.p50Ms,
+      p99LatencyMs: latency.p99Ms,
+      cpuSeconds: {
+        ingest: cpuOf(pidOf.ingest),
+        derive: cpuOf(pidOf.derive),
+        project: cpuOf(pidOf.project),
+        natsServer: natsPid === undefined ? null : cpuOf(natsPid),
+        postgres: postgresSeconds,
+        bench: (benchCpu.user + benchCpu.system) / 1e6,
+      },
+      rssMb,
+      peakRssMb: Math.max(...Object.values(rssMb)),
+      mismatches: exactness.mismatches,
+      exactness,
+    };
+    return { ...result, targets: evaluateTargets(result) };
+  } finally {
+    client?.close();
+    await Promise.all(stages.map((s) => s.stop(5_000)));
+    if (nc) await deleteRawStream(nc, names).catch(() => undefined);
+    if (options.keep) say(`bench: kept namespace ${namespace} (streams and Postgres schema)`);
+    else {
+      if (nc) await deprovision(nc, names).catch((error: unknown) => say(`bench: deleting the streams of ${namespace} failed: ${String(error)}`));
+      if (database) await dropSchema(database).catch((error: unknown) => say(`bench: dropping schema ${namespace} failed: ${String(error)}`));
+    }
+    await database?.destroy();
+    await nc?.close();
+  }
+}

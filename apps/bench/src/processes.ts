@@ -1,0 +1,203 @@
+// The stages as processes of their own, so each one's CPU and memory can be read from /proc:
+// `segment ingest|derive|project` spawned with this Node, plus the shared nats-server and Postgres
+// processes, found by name.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+
+export type StageName = 'ingest' | 'derive' | 'project';
+
+export interface Stage {
+  readonly name: StageName;
+  readonly pid: number;
+  /** The log line that said the stage is ready (pino JSON). */
+  readonly ready: Record<string, unknown>;
+  /** The last lines the stage wrote, for error messages. */
+  tail(): string;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code (or signal name). */
+  stop(graceMs?: number): Promise<number | string | null>;
+}
+
+export interface StartStageOptions {
+  /** `apps/cli/bin/segment.js`. */
+  cli: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  /** The `msg` of the info log line a stage writes once it runs. */
+  readyMessage: string;
+  timeoutMs: number;
+  /** Warnings and errors of the stage, one line each. */
+  onWarning: (line: string) => void;
+}
+
+const tailLines = 40;
+/** pino's numeric level of `warn`. */
+const warnLevel = 40;
+
+function exitOf(child: ChildProcess): Promise<number | string | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode ?? child.signalCode);
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+}
+
+/**
+ * Spawns `segment <name> ...` at log level info (a stage logs at info only while starting, nothing
+ * per transaction) and resolves once it logs `readyMessage`; fails if it exits or times out first.
+ */
+export async function startStage(name: StageName, options: StartStageOptions): Promise<Stage> {
+  const child = spawn(process.execPath, [options.cli, name, ...options.args, '--log-level', 'info'], { env: options.env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const lines: string[] = [];
+  const exited = exitOf(child);
+  let resolveReady: (line: Record<string, unknown>) => void = () => undefined;
+  const readyLine = new Promise<Record<string, unknown>>((resolve) => (resolveReady = resolve));
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    lines.push(line);
+    if (lines.length > tailLines) lines.shift();
+    let parsed: Record<string, unknown> | undefined;
+    try {
+      parsed = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      options.onWarning(`[${name}] ${line}`);
+      return;
+    }
+    if (parsed.msg === options.readyMessage) resolveReady(parsed);
+    if (typeof parsed.level === 'number' && parsed.level >= warnLevel) {
+      const err = parsed.err as { message?: string } | undefined;
+      options.onWarning(`[${name}] ${String(parsed.msg)}${err?.message ? `: ${err.message}` : ''}`);
+    }
+  });
+  const tail = () => lines.join('\n');
+  const stop = async (graceMs = 20_000) => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      try {
+        return await exited;
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    return exited;
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    readyLine.then((line) => ({ ready: line })),
+    exited.then((code) => ({ exited: code })),
+    new Promise<{ timedOut: true }>((resolve) => (timer = setTimeout(() => resolve({ timedOut: true }), options.timeoutMs))),
+  ]);
+  clearTimeout(timer);
+  if (!('ready' in outcome)) {
+    await stop(1_000);
+    const why = 'exited' in outcome ? `exited (${outcome.exited})` : `was not ready within ${options.timeoutMs} ms`;
+    throw new Error(`segment ${name} ${why} while starting:\n${tail()}`);
+  }
+  return { name, pid: child.pid!, ready: outcome.ready, tail, stop };
+}
+
+let clockTicks: number | undefined;
+
+/** Kernel clock ticks per second, the unit of /proc/<pid>/stat times (`getconf CLK_TCK`, normally 100). */
+export function clockTicksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** User + system CPU seconds a process has used so far, or undefined when it is gone. */
+export function cpuSeconds(pid: number): number | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // Fields after the command name (which may hold spaces, hence the last ')'): state is field 3,
+  // utime 14 and stime 15 (proc(5)).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond();
+}
+
+/** Peak resident set size (VmHWM) of a process in MiB, or undefined when it is gone. */
+export function peakRssMb(pid: number): number | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const match = /^VmHWM:\s+(\d+) kB/m.exec(status);
+    return match ? Number(match[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Pids whose command name is exactly `name` (as `pgrep -x`). */
+export function pidsNamed(name: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === name) pids.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
+}
+
+function commandLine(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((arg) => arg !== '');
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The local nats-server serving `natsUrl`: the one started with that port (`-p`/`--port`), or for
+ * 4222 one started without a port. Undefined when the server is elsewhere or not recognisable.
+ */
+export function natsServerPid(natsUrl: string): number | undefined {
+  const first = natsUrl.split(',')[0]!.trim();
+  let url: URL;
+  try {
+    url = new URL(first.includes('://') ? first : `nats://${first}`);
+  } catch {
+    return undefined;
+  }
+  if (!['127.0.0.1', 'localhost', '[::1]', '::1'].includes(url.hostname)) return undefined;
+  const port = url.port === '' ? '4222' : url.port;
+  const candidates = pidsNamed('nats-server').map((pid) => {
+    const args = commandLine(pid);
+    let listening: string | undefined;
+    args.forEach((arg, i) => {
+      if (arg === '-p' || arg === '--port' || arg === '-port') listening = args[i + 1];
+      else if (arg.startsWith('--port=')) listening = arg.slice('--port='.length);
+    });
+    return { pid, port: listening ?? '4222' };
+  });
+  return candidates.find((c) => c.port === port)?.pid;
+}
+
+/** CPU seconds of each of a set of processes now, by pid. */
+export type CpuSnapshot = Map<number, number>;
+
+export function snapshotCpu(pids: readonly number[]): CpuSnapshot {
+  const snapshot: CpuSnapshot = new Map();
+  for (const pid of pids) {
+    const seconds = cpuSeconds(pid);
+    if (seconds !== undefined) snapshot.set(pid, seconds);
+  }
+  return snapshot;
+}
+
+/**
+ * CPU used between two snapshots, summed over processes; one that appeared in between counts in
+ * full, one that exited in between is lost (Postgres backends of the stages live through a phase).
+ */
+export function cpuBetween(before: CpuSnapshot, after: CpuSnapshot): number {
+  let total = 0;
+  for (const [pid, seconds] of after) total += seconds - (before.get(pid) ?? 0);
+  return total;
+}

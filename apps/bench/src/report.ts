@@ -1,0 +1,112 @@
+// What a run found: one result shape, printed as a markdown table and written as JSON.
+import type { ExactnessResult } from './exactness.ts';
+import type { StageName } from './processes.ts';
+
+export interface BenchResult {
+  namespace: string;
+  seed: number;
+  events: number;
+  /** Events / (pipeline caught up - first POST): sustained end to end, every stage on. */
+  eventsPerSecond: number;
+  endToEndSeconds: number;
+  /** Events / (last POST answered - first POST): what the gateway accepted. */
+  ingestPerSecond: number;
+  rawPublishPerSecond: number;
+  ratioToRawPublish: number;
+  naivePerSecond: number;
+  naiveEvents: number;
+  latency: {
+    rate: number;
+    seconds: number;
+    sent: number;
+    sentPerSecond: number;
+    probes: number;
+    lost: number;
+    p50Ms: number;
+    p99Ms: number;
+    maxMs: number;
+  };
+  p50LatencyMs: number;
+  p99LatencyMs: number;
+  /** CPU seconds over the throughput phase (first POST to caught up), per component. */
+  cpuSeconds: Record<StageName, number> & { natsServer: number | null; postgres: number; bench: number };
+  /** Peak RSS (VmHWM) per stage over the whole run, MiB. */
+  rssMb: Record<StageName, number>;
+  peakRssMb: number;
+  mismatches: number;
+  exactness: ExactnessResult;
+  targets: Target[];
+}
+
+export interface Target {
+  metric: string;
+  target: string;
+  met: boolean;
+}
+
+export const targetValues = Object.freeze({
+  eventsPerSecond: 25_000,
+  ratioToRawPublish: 0.4,
+  p99LatencyMs: 250,
+  latencyRate: 5_000,
+  /** "Memory bounded": a stage that holds a run's state would grow past this with a million events. */
+  peakRssMb: 1024,
+});
+
+export function evaluateTargets(result: Omit<BenchResult, 'targets'>): Target[] {
+  return [
+    { metric: 'eventsPerSecond', target: `>= ${targetValues.eventsPerSecond}`, met: result.eventsPerSecond >= targetValues.eventsPerSecond },
+    { metric: 'ratioToRawPublish', target: `>= ${targetValues.ratioToRawPublish}`, met: result.ratioToRawPublish >= targetValues.ratioToRawPublish },
+    {
+      metric: 'p99LatencyMs',
+      target: `<= ${targetValues.p99LatencyMs} at ${targetValues.latencyRate}/s`,
+      met: result.latency.rate >= targetValues.latencyRate && result.latency.lost === 0 && result.p99LatencyMs <= targetValues.p99LatencyMs,
+    },
+    { metric: 'mismatches', target: '0', met: result.mismatches === 0 },
+    { metric: 'peakRssMb', target: `<= ${targetValues.peakRssMb} per stage`, met: result.peakRssMb <= targetValues.peakRssMb },
+  ];
+}
+
+const integer = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
+const fixed = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
+const yes = (met: boolean) => (met ? 'yes' : '**no**');
+
+export function renderMarkdown(result: BenchResult): string {
+  const met = (metric: string) => yes(result.targets.find((t) => t.metric === metric)?.met ?? false);
+  const { latency, cpuSeconds: cpu, exactness } = result;
+  const latencyNote = `${integer(latency.probes)} probes at ${integer(latency.rate)} events/s for ${fixed(latency.seconds, 0)} s${latency.lost > 0 ? `, ${latency.lost} never seen` : ''}`;
+  const rows: [string, string, string, string][] = [
+    ['end-to-end throughput', `${integer(result.eventsPerSecond)} events/s (${integer(result.events)} events in ${fixed(result.endToEndSeconds, 1)} s)`, `>= ${integer(targetValues.eventsPerSecond)} events/s`, met('eventsPerSecond')],
+    ['ingest accepted', `${integer(result.ingestPerSecond)} events/s`, '', ''],
+    ['raw JetStream publish (ceiling)', `${integer(result.rawPublishPerSecond)} events/s`, '', ''],
+    ['ratio to raw publish', fixed(result.ratioToRawPublish, 2), `>= ${targetValues.ratioToRawPublish}`, met('ratioToRawPublish')],
+    ['naive one-by-one upserts', `${integer(result.naivePerSecond)} events/s (${integer(result.naiveEvents)} events)`, '', ''],
+    ['latency p50, publish to visible', `${fixed(result.p50LatencyMs, 0)} ms (${latencyNote})`, '', ''],
+    ['latency p99', `${fixed(result.p99LatencyMs, 0)} ms (max ${fixed(latency.maxMs, 0)} ms)`, `<= ${targetValues.p99LatencyMs} ms at ${integer(targetValues.latencyRate)}/s`, met('p99LatencyMs')],
+    [
+      'mismatches vs reference model',
+      `${integer(result.mismatches)} (${exactness.collections.map((c) => `${c.collection.slice('segment/'.length)} ${integer(c.actual)}`).join(', ')} rows; ${exactness.mode === 'full' ? 'every row' : `users sampled 1 in ${exactness.sampleEvery}`})`,
+      '0',
+      met('mismatches'),
+    ],
+    ['CPU ingest', `${fixed(cpu.ingest, 1)} s`, '', ''],
+    ['CPU derive', `${fixed(cpu.derive, 1)} s`, '', ''],
+    ['CPU project', `${fixed(cpu.project, 1)} s`, '', ''],
+    ['CPU nats-server (shared: whole process)', cpu.natsServer === null ? 'n/a (not a local process)' : `${fixed(cpu.natsServer, 1)} s`, '', ''],
+    ['CPU postgres (all its processes)', `${fixed(cpu.postgres, 1)} s`, '', ''],
+    ['CPU bench (load generator)', `${fixed(cpu.bench, 1)} s`, '', ''],
+    ['peak RSS ingest / derive / project', `${integer(result.rssMb.ingest)} / ${integer(result.rssMb.derive)} / ${integer(result.rssMb.project)} MB`, `<= ${integer(targetValues.peakRssMb)} MB each`, met('peakRssMb')],
+  ];
+  return [
+    `segment bench: ${integer(result.events)} events, seed ${result.seed}, namespace ${result.namespace}; CPU over the throughput phase`,
+    '',
+    '| metric | value | target | met? |',
+    '|---|---|---|---|',
+    ...rows.map((row) => `| ${row.join(' | ')} |`),
+  ].join('\n');
+}
+
+/** The JSON document of `--json FILE` (non-finite numbers become null). */
+export function toJson(result: BenchResult): string {
+  return `${JSON.stringify(result, (_key, value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? null : value), 2)}\n`;
+}

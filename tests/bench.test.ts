@@ -1,0 +1,64 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { sql } from 'kysely';
+import { connectNats } from '@segment/nats';
+import { openDatabase } from '@segment/postgres';
+import { databaseUrl } from './support/postgres.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const natsUrl = process.env.SEGMENT_NATS_URL ?? 'nats://127.0.0.1:4222';
+
+const fields = ['events', 'eventsPerSecond', 'rawPublishPerSecond', 'ratioToRawPublish', 'naivePerSecond', 'p50LatencyMs', 'p99LatencyMs', 'peakRssMb', 'mismatches'];
+
+test('bench - a smoke run through the gateway: every row equals the reference model, the JSON has every field, the namespace is removed', { timeout: 180_000 }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'segment-bench-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const json = join(dir, 'bench.json');
+  const child = spawn(
+    process.execPath,
+    ['apps/cli/bin/segment.js', 'bench', '--events', '20000', '--rate', '2000', '--latency-seconds', '3', '--naive-seconds', '2', '--json', json],
+    { cwd: root, env: { ...process.env, SEGMENT_NATS_URL: natsUrl, SEGMENT_DATABASE_URL: databaseUrl }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)));
+  assert.equal(code, 0, stderr);
+
+  const result = JSON.parse(await readFile(json, 'utf8'));
+  for (const field of fields) assert.equal(typeof result[field], 'number', `${field} in ${JSON.stringify(result)}`);
+  assert.equal(result.events, 20_000);
+  assert.equal(result.mismatches, 0);
+  assert.equal(result.exactness.mode, 'full');
+  assert.ok(result.eventsPerSecond > 0 && result.rawPublishPerSecond > 0 && result.naivePerSecond > 0);
+  assert.ok(result.latency.probes > 0 && result.latency.lost === 0, JSON.stringify(result.latency));
+  for (const stage of ['ingest', 'derive', 'project']) {
+    assert.ok(result.cpuSeconds[stage] > 0, `cpu of ${stage}`);
+    assert.ok(result.rssMb[stage] > 0, `rss of ${stage}`);
+  }
+  assert.match(stdout, /^\| end-to-end throughput \| [\d,]+ events\/s/m);
+  assert.match(stdout, /^\| mismatches vs reference model \| 0 /m);
+  t.diagnostic(`${Math.round(result.eventsPerSecond)} events/s end to end, raw publish ${Math.round(result.rawPublishPerSecond)}/s, p99 ${Math.round(result.p99LatencyMs)} ms`);
+
+  // The namespace's streams and schema are gone.
+  const nc = await connectNats({ servers: natsUrl, name: 'test-bench' });
+  const database = openDatabase({ connectionString: databaseUrl, schema: result.namespace });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const streams: string[] = [];
+    for await (const name of jsm.streams.names()) if (name.includes(result.namespace.toUpperCase())) streams.push(name);
+    assert.deepEqual(streams, []);
+    const { rows } = await sql`SELECT 1 FROM information_schema.schemata WHERE schema_name = ${result.namespace}`.execute(database.db);
+    assert.equal(rows.length, 0);
+  } finally {
+    await nc.close();
+    await database.destroy();
+  }
+});
