@@ -74,6 +74,9 @@ export async function resolveNats(url: string, options: { stateDir: string; logg
   const log = openSync(join(options.stateDir, 'nats-server.log'), 'a');
   const child: ChildProcess = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir], { stdio: ['ignore', log, log] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // Ours alone: it must not outlive this process, however this process ends (short of SIGKILL).
+  const killOnExit = () => child.kill('SIGTERM');
+  process.once('exit', killOnExit);
   for (let i = 0; i < 100 && !(await accepts('127.0.0.1', port, 200)); i++) {
     if (child.exitCode !== null) throw new Error(`nats-server exited at start (code ${child.exitCode}); see ${join(options.stateDir, 'nats-server.log')}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -83,6 +86,7 @@ export async function resolveNats(url: string, options: { stateDir: string; logg
     url: `nats://127.0.0.1:${port}`,
     description: `started nats-server on 127.0.0.1:${port} (store ${storeDir})`,
     async stop() {
+      process.off('exit', killOnExit);
       if (child.exitCode === null) child.kill('SIGTERM');
       await exited;
     },

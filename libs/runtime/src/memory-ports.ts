@@ -1,6 +1,6 @@
 // In-memory twins of the runtime's ports, for unit tests: same contracts, no server.
 import { keyId } from './register-cache.ts';
-import type { CheckpointStore, DeadLetter, DeadLetterSink, OutputSink, Provenance, RegisterStore, StoredRegister } from './ports.ts';
+import { OutputTooLargeError, type CheckpointStore, type DeadLetter, type DeadLetterSink, type Output, type OutputSink, type Provenance, type RegisterStore, type StoredRegister } from './ports.ts';
 
 export class MemoryRegisterStore<R = unknown> implements RegisterStore<R> {
   readonly registers = new Map<string, StoredRegister<R>>();
@@ -35,8 +35,12 @@ export class MemoryCheckpointStore implements CheckpointStore {
 
 export class MemoryOutputSink implements OutputSink {
   readonly published: { collection: string; provenance: Provenance; documents: unknown[] }[] = [];
-  async publish(collection: string, provenance: Provenance, documents: readonly unknown[]) {
-    this.published.push({ collection, provenance, documents: structuredClone([...documents]) });
+  /** Refuses (like a message size limit) any output of more documents than this. */
+  maxDocuments = Infinity;
+  async publish(outputs: readonly Output[], provenance: Provenance) {
+    const tooLarge = outputs.find((o) => o.documents.length > this.maxDocuments);
+    if (tooLarge) throw new OutputTooLargeError(`${tooLarge.documents.length} documents of ${tooLarge.collection}`);
+    for (const { collection, documents } of outputs) this.published.push({ collection, provenance, documents: structuredClone([...documents]) });
   }
   documentsOf(collection: string): unknown[] {
     return this.published.filter((p) => p.collection === collection).flatMap((p) => p.documents);

@@ -218,3 +218,19 @@ test('partition processor - registers are written back combined, at commit only'
   assert.equal(w.registers.saves, w.registers.registers.size, 'one write per key, however often it changed');
   assert.ok(w.registers.registers.size < 1_000);
 });
+
+test('partition processor - a transaction whose output cannot fit one message is split, never published in pieces', async () => {
+  const { events, messages } = partitionOf(7, 1_000);
+  const w = world();
+  w.output.maxDocuments = 150;
+  const processor = processorIn(w, 7);
+  await processor.start();
+  await processor.process(messages);
+  assert.ok(w.output.published.length > 3, 'several transactions');
+  for (const { documents } of w.output.published) assert.ok(documents.length <= 150);
+  // Provenance ranges of one collection tile the partition without overlap or gap.
+  const ranges = w.output.published.filter((p) => p.collection === 'segment/memberships').map((p) => p.provenance);
+  ranges.forEach((range, i) => assert.equal(range.firstSeq, i === 0 ? 1 : ranges[i - 1]!.lastSeq + 1));
+  assert.equal(ranges.at(-1)!.lastSeq, 1_000);
+  assertMatchesReference(w.output, events);
+});

@@ -3,7 +3,7 @@ import { applyEvent, shuffleKeyValues, type Derivation } from '@segment/segment'
 import type { Logger } from '@segment/telemetry';
 import { Combiner } from './combiner.ts';
 import { RegisterCache, keyId } from './register-cache.ts';
-import type { CheckpointStore, DeadLetter, DeadLetterSink, OutputSink, RegisterStore, SourceMessage, StoredRegister } from './ports.ts';
+import { OutputTooLargeError, type CheckpointStore, type DeadLetter, type DeadLetterSink, type Output, type OutputSink, type RegisterStore, type SourceMessage, type StoredRegister } from './ports.ts';
 
 export interface CommitPolicy {
   /** Commit (write registers back, store the checkpoint, ack) at least this often... */
@@ -66,7 +66,6 @@ export class PartitionProcessor {
   readonly #caches: Map<Derivation, RegisterCache<unknown>>;
   readonly #combiners: Map<Derivation, Combiner>;
   readonly #tries = new Map<number, number>();
-  readonly #poisoned = new Set<number>();
   #committed = 0;
   #processedThrough = 0;
   #lastCommitAt = Date.now();
@@ -140,12 +139,24 @@ export class PartitionProcessor {
         return;
       } catch (error) {
         for (const combiner of this.#combiners.values()) combiner.drain();
+        if (error instanceof OutputTooLargeError && fresh.length > 1) {
+          // Nothing was published: run the batch as two smaller transactions instead.
+          const half = Math.ceil(fresh.length / 2);
+          await this.process(fresh.slice(0, half));
+          await this.process(fresh.slice(half));
+          return;
+        }
+        if (error instanceof OutputTooLargeError) {
+          this.#options.logger.error({ err: error, seq: fresh[0]!.seq, partition: this.partition }, 'dead-lettering an event whose outputs exceed the message size');
+          deadLetters.push({ message: fresh[0]!, reason: `its derived documents exceed the maximum message size: ${error.message}` });
+          events.length = 0;
+          continue;
+        }
         if (!(error instanceof LambdaError)) throw error;
         const tries = (this.#tries.get(error.seq) ?? 0) + 1;
         this.#tries.set(error.seq, tries);
         if (tries < (this.#options.maxLambdaTries ?? 3)) throw error;
         this.#options.logger.error({ err: error, seq: error.seq, partition: this.partition }, 'dead-lettering an event its lambda keeps failing on');
-        this.#poisoned.add(error.seq);
         const message = fresh.find((m) => m.seq === error.seq)!;
         deadLetters.push({ message, reason: error.message });
         events.splice(events.findIndex((e) => e.seq === error.seq), 1);
@@ -219,16 +230,17 @@ export class PartitionProcessor {
   }
 
   async #publish(firstSeq: number, lastSeq: number, deadLetters: readonly DeadLetter[]): Promise<void> {
-    const provenance = { partition: this.partition, firstSeq, lastSeq };
-    const writes: Promise<void>[] = [];
+    const outputs: Output[] = [];
     for (const [derivation, combiner] of this.#combiners) {
       if (combiner.size === 0) continue;
       const documents = combiner.drain();
       const validator = validators[derivation.outputSchema as SchemaName];
       for (const document of documents) validator.assert(document);
-      writes.push(this.#options.output.publish(derivation.collection, provenance, documents));
+      outputs.push({ collection: derivation.collection, documents });
     }
-    if (deadLetters.length > 0) writes.push(this.#options.deadLetters.deadLetter(deadLetters));
-    await Promise.all(writes);
+    await Promise.all([
+      outputs.length > 0 ? this.#options.output.publish(outputs, { partition: this.partition, firstSeq, lastSeq }) : undefined,
+      deadLetters.length > 0 ? this.#options.deadLetters.deadLetter(deadLetters) : undefined,
+    ]);
   }
 }

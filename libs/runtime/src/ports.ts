@@ -37,9 +37,24 @@ export interface Provenance {
   readonly lastSeq: number;
 }
 
-/** Receives one transaction's combined documents of one collection; resolves once they are durable. */
+/** One transaction's combined documents of one collection. */
+export interface Output {
+  readonly collection: string;
+  readonly documents: readonly unknown[];
+}
+
+/**
+ * Receives a transaction's outputs; resolves once they are durable. Each collection's output must
+ * arrive whole, as one message: a reader can then tell a transaction it holds from one it does not
+ * by its provenance alone. Outputs that cannot fit are refused before anything is published.
+ */
 export interface OutputSink {
-  publish(collection: string, provenance: Provenance, documents: readonly unknown[]): Promise<void>;
+  publish(outputs: readonly Output[], provenance: Provenance): Promise<void>;
+}
+
+/** A transaction's output for a collection is larger than one message may be: split the transaction. */
+export class OutputTooLargeError extends Error {
+  readonly code = 'SEGMENT_OUTPUT_TOO_LARGE';
 }
 
 export interface DeadLetter {

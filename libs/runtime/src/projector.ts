@@ -39,10 +39,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * Materializes a derived collection: per transaction, combine the fetched messages' documents by
  * key, then load-reduce-store them with the position in one store transaction, then ack.
- * A message whose source range ends at or below its partition's checkpoint is a replay (the
- * derivation re-published after a crash, possibly beyond the duplicate window): dropped. Ranges
- * that overlap the checkpoint are applied whole; the collections' reductions are idempotent, so
- * re-reducing a document already reflected changes nothing.
+ * A derived message is a whole derivation transaction (the derivation splits a transaction rather
+ * than its output). One whose source range ends at or below its partition's checkpoint is a replay
+ * (re-published after a crash, possibly beyond the duplicate window): everything in it is already
+ * reflected, because a restarted derivation resumes at its own checkpoint, so the ranges it
+ * publishes never leave a gap. Ranges that overlap the checkpoint are applied whole; the
+ * collections' reductions are idempotent, so re-reducing a document already reflected changes nothing.
  */
 export class Projector {
   readonly #options: ProjectorOptions;

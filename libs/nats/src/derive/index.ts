@@ -1,6 +1,6 @@
 export { createDeriveRuntime, type DeriveRuntimeOptions } from './derive-runtime.ts';
 export { KvRegisterStore } from './kv-register-store.ts';
 export { KvCheckpointStore } from './kv-checkpoint-store.ts';
-export { StreamOutputSink, StreamDeadLetterSink, toNdjsonChunks, parseNdjson, decodeDerivedMessage } from './stream-output-sink.ts';
+export { StreamOutputSink, StreamDeadLetterSink, toNdjson, maxOutputBytes, parseNdjson, decodeDerivedMessage } from './stream-output-sink.ts';
 export { StreamPartitions, openDurableSource, type DurableSourceOptions } from './stream-partitions.ts';
 export { deriveProgress, caughtUp, type PartitionProgress } from './progress.ts';

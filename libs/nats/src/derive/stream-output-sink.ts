@@ -1,27 +1,15 @@
-import type { DeadLetter, DeadLetterSink, DerivedMessage, OutputSink, Provenance, SourceMessage } from '@segment/runtime';
+import { OutputTooLargeError, type DeadLetter, type DeadLetterSink, type DerivedMessage, type Output, type OutputSink, type Provenance, type SourceMessage } from '@segment/runtime';
 import { headers, type DerivedCollection, type Names } from '../names.ts';
 import type { PipelinedPublisher } from '../publisher.ts';
 
-/** A derived message carries many documents as NDJSON, up to about this many bytes (max message is 1 MiB). */
-const maxChunkBytes = 256 * 1024;
+/**
+ * A transaction's documents of a collection travel as one NDJSON message, so the message is the
+ * unit a projector applies or skips. The body stays below the 1 MiB message limit with room for headers.
+ */
+export const maxOutputBytes = 1_000_000;
 
-/** Splits documents into NDJSON chunks of at most `maxChunkBytes` (a single larger document stands alone). */
-export function toNdjsonChunks(documents: readonly unknown[], limit = maxChunkBytes): { text: string; count: number }[] {
-  const chunks: { text: string; count: number }[] = [];
-  let lines: string[] = [];
-  let bytes = 0;
-  for (const document of documents) {
-    const line = JSON.stringify(document);
-    if (lines.length > 0 && bytes + line.length + 1 > limit) {
-      chunks.push({ text: lines.join('\n'), count: lines.length });
-      lines = [];
-      bytes = 0;
-    }
-    lines.push(line);
-    bytes += line.length + 1;
-  }
-  if (lines.length > 0) chunks.push({ text: lines.join('\n'), count: lines.length });
-  return chunks;
+export function toNdjson(documents: readonly unknown[]): string {
+  return documents.map((document) => JSON.stringify(document)).join('\n');
 }
 
 /** Reads the documents of a derived message. */
@@ -42,23 +30,27 @@ export class StreamOutputSink implements OutputSink {
     this.#sourceStream = names.events.stream;
   }
 
-  async publish(collection: string, provenance: Provenance, documents: readonly unknown[]): Promise<void> {
-    const derived = collection.replace(/^segment\//, '') as DerivedCollection;
-    const target = this.#names.derived[derived];
-    if (!target) throw new Error(`no stream for collection ${collection}`);
-    const subject = target.subject(provenance.partition);
+  async publish(outputs: readonly Output[], provenance: Provenance): Promise<void> {
     const range = `${provenance.firstSeq}-${provenance.lastSeq}`;
-    const chunks = toNdjsonChunks(documents);
+    // Encode everything first: a transaction that cannot fit publishes nothing and is split.
+    const messages = outputs.map(({ collection, documents }) => {
+      const derived = collection.replace(/^segment\//, '') as DerivedCollection;
+      const target = this.#names.derived[derived];
+      if (!target) throw new Error(`no stream for collection ${collection}`);
+      const body = Buffer.from(toNdjson(documents));
+      if (body.length > maxOutputBytes) throw new OutputTooLargeError(`${collection}: ${body.length} bytes for ${documents.length} documents`);
+      return { derived, subject: target.subject(provenance.partition), body, count: documents.length };
+    });
     await Promise.all(
-      chunks.map((chunk, index) =>
-        this.#publisher.publish(subject, chunk.text, {
-          // The same transaction replayed after a failed publish gets the same ids: JetStream drops the copies.
-          msgId: `${derived}:${provenance.partition}:${range}:${index}`,
+      messages.map(({ derived, subject, body, count }) =>
+        this.#publisher.publish(subject, body, {
+          // The same transaction replayed after a failed publish gets the same id: JetStream drops the copy.
+          msgId: `${derived}:${provenance.partition}:${range}`,
           headers: {
             [headers.sourceStream]: this.#sourceStream,
             [headers.sourcePartition]: String(provenance.partition),
             [headers.sourceRange]: range,
-            [headers.documentCount]: String(chunk.count),
+            [headers.documentCount]: String(count),
           },
         }),
       ),
