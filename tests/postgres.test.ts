@@ -97,3 +97,23 @@ test('postgres - a projector that lost its lease cannot commit (fenced)', async 
   await second.commit(expected.toggles.slice(5), { streamSeq: 2, checkpoints: new Map([[2, 20]]) });
   assert.deepEqual(await readCollection(database, 'segment/toggles'), expected.toggles);
 });
+
+test('postgres - any text survives the bulk path: tabs, newlines, backslashes, quotes, \\N, emoji', async (t) => {
+  const { database, cleanup } = await testDatabase(randomNamespace('pg'));
+  t.after(cleanup);
+  const odd = ['tab\there', 'new\nline', 'back\\slash', '\\N', 'quote"\'', 'cr\rlf', '\u{1F600} é', ''];
+  const memberships: Membership[] = odd.map((user, i) => ({
+    segment: { vendor: 1 + i, name: odd[(i + 1) % odd.length] || 'x' },
+    user,
+    first: '2021-01-01T00:00:00.123456789+05:30',
+    last: '2021-01-02T00:00:00Z',
+    member: true,
+    value: odd[(i + 2) % odd.length]!,
+  }));
+  const store = new PostgresProjectionStore(database, membershipsProjection, 'project_memberships');
+  await store.acquire();
+  await store.commit(memberships, { streamSeq: 1, checkpoints: new Map([[1, 1]]) });
+  const stored = await database.db.selectFrom('segment_memberships').select(['user', 'segment_name', 'value', 'document']).orderBy('vendor').execute();
+  assert.deepEqual(stored.map((r) => r.document), memberships);
+  assert.deepEqual(stored.map((r) => [r.user, r.segment_name, r.value]), memberships.map((m) => [m.user, m.segment.name, m.value]));
+});

@@ -1,5 +1,9 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { PoolLike } from './pglite-pool.ts';
 import type { Database } from './tables.ts';
 
 // int8 (bigint) arrives as string by default; sequences fit a double exactly up to 2^53.
@@ -14,11 +18,37 @@ export interface DatabaseOptions {
   applicationName?: string;
 }
 
+/** A transaction on one connection, for bulk writes that a query builder cannot express (COPY). */
+export interface BulkSession {
+  query<R = Record<string, unknown>>(text: string, parameters?: readonly unknown[]): Promise<R[]>;
+  /** Streams rows into a table with COPY, where the backend has it (a Postgres server; not PGlite). */
+  readonly copyRows: ((table: string, rows: readonly (readonly unknown[])[]) => Promise<void>) | undefined;
+}
+
 export interface SegmentDatabase {
   /** Queries against the namespace's schema. */
   readonly db: Kysely<Database>;
   readonly schema: string;
+  /** Runs `work` in one transaction on one connection; commits when it resolves, rolls back when it throws. */
+  bulkTransaction<T>(work: (session: BulkSession) => Promise<T>): Promise<T>;
   destroy(): Promise<void>;
+}
+
+interface PooledClient {
+  query(text: string, parameters?: readonly unknown[]): Promise<{ rows: unknown[] }>;
+  release(): void;
+}
+
+/** COPY's text format: tab-separated, `\N` for null, backslash escapes. */
+function copyField(value: unknown): string {
+  if (value === null || value === undefined) return '\\N';
+  const text = typeof value === 'string' ? value : String(value);
+  return /[\\\t\n\r]/.test(text) ? text.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r') : text;
+}
+
+async function copyInto(client: pg.PoolClient, table: string, rows: readonly (readonly unknown[])[]): Promise<void> {
+  const text = rows.map((row) => row.map(copyField).join('\t')).join('\n') + '\n';
+  await pipeline(Readable.from([text]), client.query(copyFrom(`COPY ${table} FROM STDIN`)));
 }
 
 /** Schemas are namespaces: lower-case identifiers, safe to embed. */
@@ -28,8 +58,10 @@ export const pglitePrefix = 'pglite:';
 
 export function openDatabase(options: DatabaseOptions): SegmentDatabase {
   if (!schemaPattern.test(options.schema)) throw new Error(`schema "${options.schema}" must match ${schemaPattern}`);
-  const pool = options.connectionString.startsWith(pglitePrefix)
-    ? async () => (await import('./pglite-pool.ts')).openPglitePool(options.connectionString.slice(pglitePrefix.length))
+  const embedded = options.connectionString.startsWith(pglitePrefix);
+  let pglite: Promise<PoolLike> | undefined;
+  const pool = embedded
+    ? () => (pglite ??= import('./pglite-pool.ts').then((m) => m.openPglitePool(options.connectionString.slice(pglitePrefix.length))))
     : new pg.Pool({
         connectionString: options.connectionString,
         max: options.maxConnections ?? 4,
@@ -39,6 +71,24 @@ export function openDatabase(options: DatabaseOptions): SegmentDatabase {
   return {
     db: root.withSchema(options.schema),
     schema: options.schema,
+    async bulkTransaction(work) {
+      const client: PooledClient = typeof pool === 'function' ? await (await pool()).connect() : await pool.connect();
+      const session: BulkSession = {
+        query: async (text, parameters) => (await client.query(text, parameters ? [...parameters] : [])).rows as never,
+        copyRows: embedded ? undefined : (table, rows) => copyInto(client as pg.PoolClient, table, rows),
+      };
+      try {
+        await client.query('BEGIN');
+        const result = await work(session);
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
+      }
+    },
     destroy: () => root.destroy(),
   };
 }

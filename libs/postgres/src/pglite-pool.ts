@@ -10,7 +10,7 @@ interface QueryResult {
 }
 
 export interface PoolLike {
-  connect(): Promise<{ query(sql: string, parameters: readonly unknown[]): Promise<QueryResult>; release(): void }>;
+  connect(): Promise<{ query(sql: string, parameters?: readonly unknown[]): Promise<QueryResult>; release(): void }>;
   end(): Promise<void>;
 }
 
@@ -24,8 +24,8 @@ export async function openPglitePool(dataDir: string): Promise<PoolLike> {
       queue = new Promise<void>((resolve) => (release = resolve));
       await previous;
       return {
-        async query(sql, parameters) {
-          const result = await db.query(sql, [...parameters]);
+        async query(sql: string, parameters?: readonly unknown[]) {
+          const result = await db.query(sql, parameters ? [...parameters] : []);
           return { command: /^\s*(\w+)/.exec(sql)?.[1]?.toUpperCase() ?? '', rowCount: result.affectedRows ?? 0, rows: result.rows };
         },
         release,
