@@ -48,13 +48,15 @@ export class KvRegisterStore<R = unknown> implements RegisterStore<R> {
   }
 
   async save(entries: readonly { key: readonly (string | number)[]; register: StoredRegister<R> }[]): Promise<void> {
-    await Promise.all(
-      entries.map(async ({ key, register }) => {
-        const encoded = encodeKey(key);
-        await this.#publisher.publish(`$KV.${this.#bucket}.${encoded}`, JSON.stringify(register));
-        (await this.#knownKeys(encodeKeyToken(key[0]!))).add(encoded);
-      }),
-    );
+    const writes: Promise<unknown>[] = [];
+    const written: [string, string][] = [];
+    for (const { key, register } of entries) {
+      const encoded = encodeKey(key);
+      writes.push(this.#publisher.publish(`$KV.${this.#bucket}.${encoded}`, JSON.stringify(register)));
+      written.push([encodeKeyToken(key[0]!), encoded]);
+    }
+    await Promise.all(writes);
+    for (const [partition, encoded] of written) (await this.#knownKeys(partition)).add(encoded);
   }
 
   async #knownKeys(partition: string): Promise<Set<string>> {
