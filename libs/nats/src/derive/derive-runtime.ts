@@ -49,7 +49,7 @@ export async function createDeriveRuntime(nc: NatsConnection, options: DeriveRun
   const registerStores = new Map<string, RegisterStore>();
   for (const derivation of derivations.filter((d) => d.register)) {
     const bucket = bucketOf(names, derivation);
-    registerStores.set(derivation.name, new KvRegisterStore(await kvm.open(bucket), bucket, publisher));
+    registerStores.set(derivation.name, new KvRegisterStore(nc, await kvm.open(bucket), bucket, publisher));
   }
   const output = new StreamOutputSink(names, publisher);
   const deadLetters = new StreamDeadLetterSink(names, publisher);
