@@ -1,27 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { connectNats, deprovision, namesFor } from '@segment/nats';
 import { startPipeline, waitUntilCaughtUp } from '@segment/pipeline';
 import { readCollection } from '@segment/postgres';
 import { replay } from '@segment/segment';
 import { generateEvents, publishEvents } from './support/pipeline.ts';
-import { testDatabase } from './support/postgres.ts';
-import { randomNamespace } from './support/streams.ts';
+import { isolatedNamespace } from './support/postgres.ts';
 
 const logger = pino({ level: 'silent' });
-const natsUrl = process.env.SEGMENT_NATS_URL ?? 'nats://127.0.0.1:4222';
 
 test('pipeline - events to Postgres: memberships, profiles and toggles equal the reference model exactly', async (t) => {
-  const namespace = randomNamespace('pipe');
-  const nc = await connectNats({ servers: natsUrl, name: 'test-pipeline' });
-  const names = namesFor(namespace);
-  const { database, cleanup } = await testDatabase(namespace);
-  t.after(async () => {
-    await deprovision(nc, names);
-    await nc.close();
-    await cleanup();
-  });
+  const { nc, names, database } = await isolatedNamespace(t, 'pipe');
   const pipeline = await startPipeline({ nc, names, logger, database, discoveryIntervalMs: 100 });
   const events = generateEvents(8_000, 3);
   await publishEvents(nc, names, events.slice(0, 5_000));
@@ -40,15 +29,7 @@ test('pipeline - events to Postgres: memberships, profiles and toggles equal the
 });
 
 test('pipeline - a raw `nats pub` (no headers, no Nats-Msg-Id) is processed like any other event', async (t) => {
-  const namespace = randomNamespace('raw');
-  const nc = await connectNats({ servers: natsUrl, name: 'test-raw-publish' });
-  const names = namesFor(namespace);
-  const { database, cleanup } = await testDatabase(namespace);
-  t.after(async () => {
-    await deprovision(nc, names);
-    await nc.close();
-    await cleanup();
-  });
+  const { nc, names, database } = await isolatedNamespace(t, 'raw');
   const pipeline = await startPipeline({ nc, names, logger, database, discoveryIntervalMs: 100 });
   const event = { event: '0c7f6a2e-3e1b-4c1e-9a43-5f0f1d2b3c4d', timestamp: '2021-03-19T13:32:26-04:00', user: 'usr-000001', segment: { vendor: 7, name: 'seg-6' } };
   nc.publish(names.events.subject(7), JSON.stringify(event));

@@ -4,29 +4,18 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
-import { connectNats, deprovision, namesFor } from '@segment/nats';
 import { startPipeline, waitUntilCaughtUp } from '@segment/pipeline';
 import { readCollection } from '@segment/postgres';
 import { replay } from '@segment/segment';
 import type { Membership, Profile } from '@segment/model';
 import { generateEvents, publishEvents } from './support/pipeline.ts';
-import { databaseUrl, testDatabase } from './support/postgres.ts';
-import { randomNamespace } from './support/streams.ts';
+import { databaseUrl, isolatedNamespace } from './support/postgres.ts';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('..', import.meta.url));
-const natsUrl = process.env.SEGMENT_NATS_URL ?? 'nats://127.0.0.1:4222';
 
 test('queries - segment user, segment members (paged) and segment rebuild answer from Postgres', async (t) => {
-  const namespace = randomNamespace('query');
-  const nc = await connectNats({ servers: natsUrl, name: 'test-queries' });
-  const names = namesFor(namespace);
-  const { database, cleanup } = await testDatabase(namespace);
-  t.after(async () => {
-    await deprovision(nc, names);
-    await nc.close();
-    await cleanup();
-  });
+  const { namespace, natsUrl, nc, names, database } = await isolatedNamespace(t, 'query');
   const events = generateEvents(3_000, 5);
   const expected = replay(events);
   const pipeline = await startPipeline({ nc, names, logger: pino({ level: 'silent' }), database, discoveryIntervalMs: 100 });
