@@ -10,6 +10,11 @@ import type { Projection } from './projections.ts';
  * A projection's table in Postgres. Each commit is one transaction: lock the lease row (fencing),
  * load the stored documents of the batch's keys, reduce the batch into them with the schema's
  * reduction, write every row in bulk, and store the position.
+ *
+ * An instance takes the projection over once, at its first `acquire`; later calls only re-read the
+ * position while it still holds the lease, and are fenced otherwise. A projector re-reads after a
+ * failed transaction: a replaced one doing so used to take the projection back from its
+ * replacement, which was then fenced in its place.
  */
 export class PostgresProjectionStore<D> implements ProjectionStore<D> {
   readonly #database: SegmentDatabase;
@@ -19,6 +24,9 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
   readonly #reduce: (left: D | undefined, right: D) => D;
   /** A last-write-wins collection (toggles) needs no stored document to reduce into. */
   readonly #replaces: boolean;
+  #acquired = false;
+  /** The position last read or committed here: an empty commit at it only confirms the lease. */
+  #position: ProjectionPosition | undefined;
 
   constructor(database: SegmentDatabase, projection: Projection<D>, name: string) {
     this.#database = database;
@@ -34,17 +42,28 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
   }
 
   async acquire(): Promise<ProjectionPosition> {
-    return this.#database.db.transaction().execute(async (trx) => {
-      // Taking over bumps the epoch and changes the owner: the previous holder's next commit fails.
-      const lease = await trx
-        .insertInto('segment_projector_leases')
-        .values({ projector: this.#name, owner: this.#owner, epoch: 1, stream_seq: 0 })
-        .onConflict((oc) => oc.column('projector').doUpdateSet({ owner: this.#owner, epoch: sql`segment_projector_leases.epoch + 1`, updated_at: sql`now()` }))
-        .returning(['stream_seq'])
-        .executeTakeFirstOrThrow();
+    const position = await this.#database.db.transaction().execute(async (trx) => {
+      let streamSeq: string;
+      if (this.#acquired) {
+        const lease = await trx.selectFrom('segment_projector_leases').select(['owner', 'stream_seq']).where('projector', '=', this.#name).forUpdate().executeTakeFirst();
+        if (lease?.owner !== this.#owner) throw new FencedError(`projector ${this.#name} was taken over by another instance`);
+        streamSeq = lease.stream_seq;
+      } else {
+        // Taking over bumps the epoch and changes the owner: the previous holder's next commit fails.
+        const lease = await trx
+          .insertInto('segment_projector_leases')
+          .values({ projector: this.#name, owner: this.#owner, epoch: 1, stream_seq: 0 })
+          .onConflict((oc) => oc.column('projector').doUpdateSet({ owner: this.#owner, epoch: sql`segment_projector_leases.epoch + 1`, updated_at: sql`now()` }))
+          .returning(['stream_seq'])
+          .executeTakeFirstOrThrow();
+        streamSeq = lease.stream_seq;
+      }
       const rows = await trx.selectFrom('segment_projector_checkpoints').select(['partition', 'source_seq']).where('projector', '=', this.#name).execute();
-      return { streamSeq: Number(lease.stream_seq), checkpoints: new Map(rows.map((r) => [r.partition, Number(r.source_seq)])) };
+      return { streamSeq: Number(streamSeq), checkpoints: new Map(rows.map((r) => [r.partition, Number(r.source_seq)])) };
     });
+    this.#acquired = true;
+    this.#position = position;
+    return position;
   }
 
   async commit(documents: readonly D[], position: ProjectionPosition): Promise<void> {
@@ -55,6 +74,8 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
       await session.query('SET LOCAL synchronous_commit = off');
       const [lease] = await session.query<{ owner: string }>(`SELECT owner FROM ${schema}.segment_projector_leases WHERE projector = $1 FOR UPDATE`, [this.#name]);
       if (lease?.owner !== this.#owner) throw new FencedError(`projector ${this.#name} was taken over by another instance`);
+      // An idle projector confirming its lease: nothing to write.
+      if (documents.length === 0 && this.#position && samePosition(position, this.#position)) return;
       if (documents.length > 0) await this.#upsert(session, documents);
       const partitions = [...position.checkpoints.keys()];
       if (partitions.length > 0) {
@@ -67,6 +88,7 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
       }
       await session.query(`UPDATE ${schema}.segment_projector_leases SET stream_seq = $2, updated_at = now() WHERE projector = $1`, [this.#name, position.streamSeq]);
     });
+    this.#position = position;
   }
 
   /**
@@ -107,6 +129,10 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
     );
     return new Map(rows.map(({ document }) => [keyId(keyOf(document)), document]));
   }
+}
+
+function samePosition(a: ProjectionPosition, b: ProjectionPosition): boolean {
+  return a.streamSeq === b.streamSeq && a.checkpoints.size === b.checkpoints.size && [...a.checkpoints].every(([partition, seq]) => b.checkpoints.get(partition) === seq);
 }
 
 /** A double-quoted SQL identifier. */

@@ -23,6 +23,13 @@ export interface ProjectorOptions {
   /** Derived messages per transaction, at most (each carries up to a few thousand documents). */
   maxMessages?: number;
   idleFetchMs?: number;
+  /**
+   * While no derived message arrives, how often the projector confirms it still holds the
+   * projection (an empty commit): a replaced projector learns it at its next commit, and an idle
+   * one would otherwise never commit. Its replacement re-creates the durable consumer, so the
+   * replaced one is idle from then on. Default 1 s: one small transaction a second while idle.
+   */
+  leaseCheckMs?: number;
 }
 
 export interface ProjectorStats {
@@ -90,29 +97,47 @@ export class Projector {
     let position = initial;
     let source: PartitionSource | undefined;
     let failures = 0;
+    const leaseCheckMs = this.#options.leaseCheckMs ?? 1_000;
+    let confirmedAt = Date.now();
     logger.info({ projector: this.#options.name, streamSeq: position.streamSeq }, 'projector started');
     while (this.#running) {
+      let fenced: FencedError | undefined;
       try {
         source ??= await this.#options.open(position.streamSeq + 1);
         const messages = await source.fetch(this.#options.maxMessages ?? 32, this.#options.idleFetchMs ?? 250);
-        if (messages.length === 0) continue;
+        if (messages.length === 0) {
+          if (Date.now() - confirmedAt >= leaseCheckMs) {
+            await this.#options.store.commit([], position);
+            confirmedAt = Date.now();
+          }
+          continue;
+        }
         position = await this.#commit(messages, position);
+        confirmedAt = Date.now();
         await source.ack(position.streamSeq);
         failures = 0;
       } catch (error) {
         this.#combiner.drain();
-        if (error instanceof FencedError) {
-          this.#fenced = error;
-          logger.error({ projector: this.#options.name }, 'fenced: another projector took over; stopping without committing');
-          break;
+        if (error instanceof FencedError) fenced = error;
+        else {
+          failures += 1;
+          logger.warn({ err: error, projector: this.#options.name, failures }, 'projection transaction failed; reopening');
+          await source?.close().catch(() => undefined);
+          source = undefined;
+          // Re-read the position: a failed commit may or may not have landed. The store does not
+          // hand the projection back to a holder that was replaced meanwhile: it fences it.
+          try {
+            position = await this.#options.store.acquire();
+          } catch (reread) {
+            if (reread instanceof FencedError) fenced = reread;
+          }
         }
-        failures += 1;
-        logger.warn({ err: error, projector: this.#options.name, failures }, 'projection transaction failed; reopening');
-        await source?.close().catch(() => undefined);
-        source = undefined;
-        // Re-read the position: a failed commit may or may not have landed.
-        position = await this.#options.store.acquire().catch(() => position);
-        if (this.#running) await sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
+        if (!fenced && this.#running) await sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
+      }
+      if (fenced) {
+        this.#fenced = fenced;
+        logger.error({ projector: this.#options.name }, 'fenced: another projector took over; stopping without committing');
+        break;
       }
     }
     await source?.close().catch(() => undefined);
