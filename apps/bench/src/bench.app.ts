@@ -30,6 +30,8 @@ export interface BenchOptions {
   /** Events per second in the latency phase. */
   rate: number;
   latencySeconds: number;
+  /** Derivation worker processes splitting the vendor partitions (scale-out on one machine). */
+  deriveReplicas?: number;
   /** Events per POST and POSTs in flight in the throughput phase. */
   batchSize?: number;
   concurrency?: number;
@@ -127,17 +129,22 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     checkAborted(signal);
 
     const env = { ...process.env, SEGMENT_NATS_URL: options.natsUrl, SEGMENT_DATABASE_URL: options.databaseUrl, SEGMENT_NAMESPACE: namespace };
-    const stageArgs: Record<StageName, string[]> = { ingest: ['--port', '0', '--namespace', namespace], derive: ['--namespace', namespace], project: ['--namespace', namespace] };
+    const replicas = options.deriveReplicas ?? 1;
+    const stageSpecs: { name: StageName; args: string[] }[] = [
+      { name: 'ingest', args: ['--port', '0', '--namespace', namespace] },
+      ...Array.from({ length: replicas }, (_, k) => ({ name: 'derive' as const, args: ['--namespace', namespace, '--replica-index', String(k), '--replica-count', String(replicas)] })),
+      { name: 'project', args: ['--namespace', namespace] },
+    ];
     const onWarning = (line: string) => say(`bench: ${line}`);
     const startedStages = await Promise.allSettled(
-      (['ingest', 'derive', 'project'] as const).map((name) =>
-        startStage(name, { cli, args: stageArgs[name], env, readyMessage: readyMessages[name], timeoutMs: stageReadyTimeoutMs, onWarning }),
-      ),
+      stageSpecs.map(({ name, args }) => startStage(name, { cli, args, env, readyMessage: readyMessages[name], timeoutMs: stageReadyTimeoutMs, onWarning })),
     );
     for (const outcome of startedStages) if (outcome.status === 'fulfilled') stages.push(outcome.value);
     const failedStage = startedStages.find((outcome) => outcome.status === 'rejected');
     if (failedStage) throw failedStage.reason;
-    const pidOf = Object.fromEntries(stages.map((s) => [s.name, s.pid])) as Record<StageName, number>;
+    // A stage may run as several processes (derive replicas): its figures are their sums.
+    const stagePids = Object.fromEntries((['ingest', 'derive', 'project'] as const).map((name) => [name, stages.filter((s) => s.name === name).map((s) => s.pid)])) as Record<StageName, number[]>;
+    const pidsOf = (name: StageName) => stagePids[name];
     const port = Number(stages.find((s) => s.name === 'ingest')!.ready.port);
     client = createIngestClient(port, concurrency);
     if (!(await client.ready())) throw new Error(`the gateway on port ${port} is not ready (GET /readyz)`);
@@ -181,6 +188,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     const eventsPerSecond = options.events / endToEndSeconds;
     say(`bench: ${count(options.events)} events end to end in ${endToEndSeconds.toFixed(1)} s = ${count(eventsPerSecond)} events/s (posted in ${((postedAt - phaseStart) / 1000).toFixed(1)} s)`);
     const cpuOf = (pid: number) => (stagesAfter.get(pid) ?? Number.NaN) - (stagesBefore.get(pid) ?? Number.NaN);
+    const cpuOfStage = (name: StageName) => pidsOf(name).reduce((sum, pid) => sum + cpuOf(pid), 0);
     checkAborted(signal);
 
     // Latency: a fixed rate, probes polled in Postgres.
@@ -189,7 +197,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     say(`bench: latency p50 ${latency.p50Ms.toFixed(0)} ms, p99 ${latency.p99Ms.toFixed(0)} ms over ${latency.latenciesMs.length} probes (${latency.lost} lost), sent ${count(latency.sentPerSecond)} events/s`);
     await abortable(waitUntilCaughtUp(nc, database, names, { timeoutMs: 120_000, intervalMs: 100 }), signal);
 
-    const rssMb = Object.fromEntries(stages.map((s) => [s.name, peakRssMb(s.pid) ?? Number.NaN])) as Record<StageName, number>;
+    const rssMb = Object.fromEntries(
+      (['ingest', 'derive', 'project'] as const).map((name) => [name, pidsOf(name).reduce((sum, pid) => sum + (peakRssMb(pid) ?? Number.NaN), 0)]),
+    ) as Record<StageName, number>;
     client.close();
     client = undefined;
     const exits = await Promise.all(stages.splice(0).map(async (s) => [s.name, await s.stop()] as const));
@@ -225,9 +235,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       p50LatencyMs: latency.p50Ms,
       p99LatencyMs: latency.p99Ms,
       cpuSeconds: {
-        ingest: cpuOf(pidOf.ingest),
-        derive: cpuOf(pidOf.derive),
-        project: cpuOf(pidOf.project),
+        ingest: cpuOfStage('ingest'),
+        derive: cpuOfStage('derive'),
+        project: cpuOfStage('project'),
         natsServer: natsPid === undefined ? null : cpuOf(natsPid),
         postgres: postgresSeconds,
         bench: (benchCpu.user + benchCpu.system) / 1e6,

@@ -28,6 +28,7 @@ export async function runDerive({ config, logger, signal, pushProfiles = false, 
       pushProfiles,
       provision: { replicas: config.replicas },
       replica: { index: config.replicaIndex, count: config.replicaCount },
+      commit: { maxDelayMs: config.commitIntervalMs },
     });
     logger.info({ namespace: config.namespace, replica: config.replicaIndex, of: config.replicaCount, derivations: derivationsFor(pushProfiles).map((d) => d.name) }, 'deriving');
     const statsTimer = onStats ? setInterval(() => onStats(pipeline.worker!.stats), 2000) : undefined;

@@ -14,6 +14,11 @@ export interface SegmentConfig {
   readonly replicaIndex: number;
   readonly replicaCount: number;
   readonly logLevel: string;
+  /**
+   * How often a derivation partition commits: registers written back, checkpoint, ack. Longer
+   * combines more register writes of hot keys and replays more after a crash.
+   */
+  readonly commitIntervalMs: number;
 }
 
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -40,6 +45,7 @@ export function loadConfig(env: Environment, overrides: Partial<SegmentConfig> =
     replicaIndex: integer(env, 'SEGMENT_REPLICA_INDEX', 0, 0),
     replicaCount: integer(env, 'SEGMENT_REPLICA_COUNT', 1, 1),
     logLevel: env.SEGMENT_LOG_LEVEL || env.LOG_LEVEL || 'info',
+    commitIntervalMs: integer(env, 'SEGMENT_COMMIT_INTERVAL_MS', 1000, 1),
     ...Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined)),
   };
   if (config.replicaIndex >= config.replicaCount) {

@@ -34,6 +34,7 @@ options:
   --seed S                generator seed (default ${exampleModel.seed})
   --batch N               events per POST (default 5000)
   --concurrency N         POSTs in flight (default 4)
+  --derive-replicas N     derivation worker processes splitting the vendors (default 1)
   --naive-events N        at most this many events for the naive baseline (default 20000)
   --naive-seconds S       at most this long for the naive baseline (default 10)
   --full-check-limit N    above N events, check a sample of users only (default 2000000)
@@ -61,6 +62,7 @@ export const command: Command = {
         seed: { type: 'string' },
         batch: { type: 'string' },
         concurrency: { type: 'string' },
+        'derive-replicas': { type: 'string' },
         'naive-events': { type: 'string' },
         'naive-seconds': { type: 'string' },
         'full-check-limit': { type: 'string' },
@@ -84,6 +86,7 @@ export const command: Command = {
       latencySeconds: numberFlag('latency-seconds', values['latency-seconds'], 10, 0),
       batchSize: integerFlag('batch', values.batch, 5_000, 1),
       concurrency: integerFlag('concurrency', values.concurrency, 4, 1),
+      deriveReplicas: integerFlag('derive-replicas', values['derive-replicas'], 1, 1),
       naiveEvents: integerFlag('naive-events', values['naive-events'], 20_000, 0),
       naiveSeconds: numberFlag('naive-seconds', values['naive-seconds'], 10, 0),
       fullCheckLimit: integerFlag('full-check-limit', values['full-check-limit'], 2_000_000, 1),
