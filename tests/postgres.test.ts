@@ -94,6 +94,8 @@ test('postgres - a projector that lost its lease cannot commit (fenced)', async 
   const position = await second.acquire();
   assert.equal(position.checkpoints.get(2), 10);
   await assert.rejects(first.commit(expected.toggles.slice(5), { streamSeq: 2, checkpoints: new Map([[2, 20]]) }), FencedError);
+  // Re-reading its position (as after a failed transaction) must not take the projection back.
+  await assert.rejects(first.acquire(), FencedError);
   await second.commit(expected.toggles.slice(5), { streamSeq: 2, checkpoints: new Map([[2, 20]]) });
   assert.deepEqual(await readCollection(database, 'segment/toggles'), expected.toggles);
 });

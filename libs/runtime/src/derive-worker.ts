@@ -32,6 +32,12 @@ export interface DeriveWorkerOptions {
   batch?: { min: number; max: number };
   /** How long a fetch waits for messages when the partition is idle. */
   idleFetchMs?: number;
+  /**
+   * Commit once this many messages were processed since the last commit, whatever the commit
+   * interval: unacked messages are capped by the consumer (half its max_ack_pending), and the
+   * source buffers them in memory.
+   */
+  maxUncommittedMessages?: number;
 }
 
 export interface PartitionStats {
@@ -133,9 +139,12 @@ export class DeriveWorker {
     let started = false;
     let source: PartitionSource | undefined;
     let failures = 0;
+    const maxUncommitted = this.#options.maxUncommittedMessages ?? 10_000;
+    let uncommitted = 0;
     const commitAndAck = async () => {
       const seq = await processor.commit();
       if (seq > 0) await source?.ack(seq);
+      uncommitted = 0;
       stats.committed = processor.committed;
       stats.processedThrough = processor.processedThrough;
     };
@@ -152,11 +161,13 @@ export class DeriveWorker {
           await this.#processWithRetries(processor, messages, partition);
           stats.events += messages.length;
           stats.transactions += 1;
+          uncommitted += messages.length;
           // Larger transactions under load: fewer, more combined documents downstream.
           if (messages.length >= stats.batchSize) stats.batchSize = Math.min(max, stats.batchSize * 2);
           else if (messages.length < stats.batchSize / 4) stats.batchSize = Math.max(min, Math.floor(stats.batchSize / 2));
         }
-        if (processor.commitDue || (messages.length === 0 && processor.processedThrough > processor.committed)) await commitAndAck();
+        const idle = messages.length === 0 && processor.processedThrough > processor.committed;
+        if (processor.commitDue || idle || uncommitted >= maxUncommitted) await commitAndAck();
         stats.processedThrough = processor.processedThrough;
         failures = 0;
       } catch (error) {

@@ -75,7 +75,10 @@ export interface ProjectionPosition {
 
 /** A materialized view of a derived collection (a Postgres table), updated transactionally. */
 export interface ProjectionStore<D = unknown> {
-  /** Takes the projection over, fencing any previous holder, and says where it stands. */
+  /**
+   * The first call takes the projection over, fencing any previous holder; later calls only re-read
+   * where it stands, and fail with a `FencedError` once another holder took it.
+   */
   acquire(): Promise<ProjectionPosition>;
   /**
    * In one transaction: reduce `documents` (combined, one per key) into the stored ones, store the
