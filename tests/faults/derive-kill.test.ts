@@ -6,8 +6,6 @@
 // SEGMENT_FAULT_LONG=1 runs the long version; SEGMENT_FAULT_SEED=N repeats a run's kill timings.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
@@ -31,6 +29,7 @@ import {
 } from '@segment/nats';
 import { Prng, replay, shuffleKeyValues, togglesDerivation, type Derivation } from '@segment/segment';
 import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
+import { SegmentProcess } from '../support/segment-process.ts';
 import { generateEvents, readDerived } from '../support/pipeline.ts';
 import { randomNamespace, readStream, waitFor, type StoredMessage } from '../support/streams.ts';
 
@@ -52,44 +51,16 @@ const LIFETIME_MS = { min: 300, max: 1_500 };
 const DRAIN_MS = 5_000;
 
 const logger = pino({ level: 'silent' });
-const cli = fileURLToPath(new URL('../../apps/cli/bin/segment.js', import.meta.url));
 
-/** One `segment derive` process, with the tail of what it printed kept for failure messages. */
-class WorkerProcess {
-  readonly child: ChildProcess;
-  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Breaks in a consumer's deliveries the worker noticed (and recovered from by reopening), from its log. */
+/** One `segment derive` process that counts the breaks in a consumer's deliveries it recovered from (from its log). */
+class WorkerProcess extends SegmentProcess {
   deliveryGaps = 0;
-  #output = '';
-  #line = '';
-
   constructor(url: string, namespace: string) {
-    this.child = spawn(process.execPath, [cli, 'derive', '--nats', url, '--namespace', namespace, '--log-level', 'warn'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+    let worker: WorkerProcess | undefined;
+    super('derive worker', ['derive', '--nats', url, '--namespace', namespace], (line) => {
+      if (line.includes('SEGMENT_DELIVERY_GAP')) worker!.deliveryGaps++;
     });
-    const keep = (chunk: Buffer) => {
-      const text = chunk.toString('utf8');
-      this.#output = (this.#output + text).slice(-16_384);
-      const lines = (this.#line + text).split('\n');
-      this.#line = lines.pop()!;
-      this.deliveryGaps += lines.filter((line) => line.includes('SEGMENT_DELIVERY_GAP')).length;
-    };
-    this.child.stdout!.on('data', keep);
-    this.child.stderr!.on('data', keep);
-    this.exit = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
-  }
-
-  get alive(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  get output(): string {
-    return this.#output;
-  }
-
-  async kill(signal: NodeJS.Signals): Promise<void> {
-    if (this.alive) this.child.kill(signal);
-    await this.exit;
+    worker = this;
   }
 }
 

@@ -8,8 +8,6 @@
 // SEGMENT_FAULT_LOG_LEVEL=debug makes the processes say more in a failure's output tails.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
@@ -21,6 +19,7 @@ import { pipelineProgress, waitUntilCaughtUp } from '@segment/pipeline';
 import { readCollection, type SegmentDatabase } from '@segment/postgres';
 import { Prng, replay } from '@segment/segment';
 import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
+import { SegmentProcess } from '../support/segment-process.ts';
 import { generateEvents } from '../support/pipeline.ts';
 import { databaseUrl, testDatabase } from '../support/postgres.ts';
 import { randomNamespace, readStream, waitFor, type StoredMessage } from '../support/streams.ts';
@@ -52,37 +51,6 @@ const FENCED_EXIT_MS = 15_000;
 const DRAIN_MS = 5_000;
 
 const logger = pino({ level: 'silent' });
-const cli = fileURLToPath(new URL('../../apps/cli/bin/segment.js', import.meta.url));
-
-/** One `segment` process, with the tail of what it printed kept for failure messages. */
-class SegmentProcess {
-  readonly child: ChildProcess;
-  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  readonly label: string;
-  #output = '';
-
-  constructor(label: string, args: string[]) {
-    this.label = label;
-    this.child = spawn(process.execPath, [cli, ...args, '--log-level', process.env.SEGMENT_FAULT_LOG_LEVEL ?? 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const keep = (chunk: Buffer) => (this.#output = (this.#output + chunk.toString('utf8')).slice(-16_384));
-    this.child.stdout!.on('data', keep);
-    this.child.stderr!.on('data', keep);
-    this.exit = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
-  }
-
-  get alive(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  get output(): string {
-    return this.#output;
-  }
-
-  async kill(signal: NodeJS.Signals): Promise<void> {
-    if (this.alive) this.child.kill(signal);
-    await this.exit;
-  }
-}
 
 /** Derived messages committed by the projectors so far: the lease rows' stream positions, summed. */
 async function projectedTotal(database: SegmentDatabase): Promise<number> {

@@ -1,0 +1,43 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const cli = fileURLToPath(new URL('../../apps/cli/bin/segment.js', import.meta.url));
+
+/** One `segment` process (fault suites), with the tail of what it printed kept for failure messages. */
+export class SegmentProcess {
+  readonly child: ChildProcess;
+  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly label: string;
+  #output = '';
+  #partial = '';
+
+  /** `onLine` sees every complete line the process prints (e.g. to count a log code). */
+  constructor(label: string, args: string[], onLine?: (line: string) => void) {
+    this.label = label;
+    this.child = spawn(process.execPath, [cli, ...args, '--log-level', process.env.SEGMENT_FAULT_LOG_LEVEL ?? 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const keep = (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      this.#output = (this.#output + text).slice(-16_384);
+      if (!onLine) return;
+      const lines = (this.#partial + text).split('\n');
+      this.#partial = lines.pop()!;
+      for (const line of lines) onLine(line);
+    };
+    this.child.stdout!.on('data', keep);
+    this.child.stderr!.on('data', keep);
+    this.exit = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  get output(): string {
+    return this.#output;
+  }
+
+  async kill(signal: NodeJS.Signals): Promise<void> {
+    if (this.alive) this.child.kill(signal);
+    await this.exit;
+  }
+}
