@@ -2,7 +2,7 @@
 // → on shutdown finish each transaction in flight, commit, drain and close.
 import type { SegmentConfig } from '@segment/config';
 import { connectNats, namesFor } from '@segment/nats';
-import { derivationsFor, startPipeline } from '@segment/pipeline';
+import { derivations, startPipeline } from '@segment/pipeline';
 import type { PartitionStats } from '@segment/runtime';
 import type { Logger } from '@segment/telemetry';
 
@@ -11,13 +11,11 @@ export interface DeriveAppOptions {
   logger: Logger;
   /** Aborted on SIGTERM/SIGINT. */
   signal: AbortSignal;
-  /** Publish complete profiles from a user register instead of partial ones. */
-  pushProfiles?: boolean;
   /** Called every few seconds with per-partition progress. */
   onStats?: (stats: PartitionStats[]) => void;
 }
 
-export async function runDerive({ config, logger, signal, pushProfiles = false, onStats }: DeriveAppOptions): Promise<void> {
+export async function runDerive({ config, logger, signal, onStats }: DeriveAppOptions): Promise<void> {
   const names = namesFor(config.namespace);
   const nc = await connectNats({ servers: config.natsUrl, name: `segment-derive-${config.replicaIndex}` });
   try {
@@ -25,12 +23,11 @@ export async function runDerive({ config, logger, signal, pushProfiles = false, 
       nc,
       names,
       logger,
-      pushProfiles,
       provision: { replicas: config.replicas },
       replica: { index: config.replicaIndex, count: config.replicaCount },
       commit: { maxDelayMs: config.commitIntervalMs },
     });
-    logger.info({ namespace: config.namespace, replica: config.replicaIndex, of: config.replicaCount, derivations: derivationsFor(pushProfiles).map((d) => d.name) }, 'deriving');
+    logger.info({ namespace: config.namespace, replica: config.replicaIndex, of: config.replicaCount, derivations: derivations.map((d) => d.name) }, 'deriving');
     const statsTimer = onStats ? setInterval(() => onStats(pipeline.worker!.stats), 2000) : undefined;
     await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
     clearInterval(statsTimer);

@@ -2,7 +2,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { createDeriveRuntime, defaultProvisionConfig, provision, type Names, type PipelinedPublisher, type ProvisionConfig } from '@segment/nats';
 import { migrate, type SegmentDatabase } from '@segment/postgres';
 import type { CommitPolicy, DeriveWorker, Projector } from '@segment/runtime';
-import { membershipsDerivation, profilesDerivation, pushProfilesDerivation, togglesDerivation, type Derivation } from '@segment/segment';
+import { membershipsDerivation, profilesDerivation, togglesDerivation, type Derivation } from '@segment/segment';
 import type { Logger } from '@segment/telemetry';
 import { createProjectors } from './projectors.ts';
 
@@ -14,7 +14,6 @@ export interface PipelineOptions {
   database?: SegmentDatabase;
   provision?: Partial<ProvisionConfig>;
   replica?: { index: number; count: number };
-  pushProfiles?: boolean;
   /** Run the derivations here (default true); false runs the projectors only. */
   derive?: boolean;
   discoveryIntervalMs?: number;
@@ -31,9 +30,12 @@ export interface RunningPipeline {
   stop(): Promise<void>;
 }
 
-export function derivationsFor(pushProfiles: boolean): Derivation[] {
-  return [membershipsDerivation, pushProfiles ? pushProfilesDerivation : profilesDerivation, togglesDerivation] as Derivation[];
-}
+/**
+ * The derivations a worker runs over the vendor partitions. Push profiles (pushProfilesDerivation)
+ * are not among them yet: their register is keyed by user alone, which every vendor partition would
+ * write, so they need the events re-partitioned by user first.
+ */
+export const derivations = [membershipsDerivation, profilesDerivation, togglesDerivation] as Derivation[];
 
 /** Sets up (streams, buckets, migrations) and starts the stages of the pipeline in this process. */
 export async function startPipeline(options: PipelineOptions): Promise<RunningPipeline> {
@@ -45,7 +47,7 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
   if (options.derive !== false) {
     ({ worker, publisher } = await createDeriveRuntime(nc, {
       names,
-      derivations: derivationsFor(options.pushProfiles ?? false),
+      derivations,
       logger: logger.child({ stage: 'derive' }),
       replica: options.replica,
       discoveryIntervalMs: options.discoveryIntervalMs,

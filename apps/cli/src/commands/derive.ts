@@ -14,7 +14,6 @@ options:
   --namespace NAME       streams/buckets namespace (env SEGMENT_NAMESPACE, default segment)
   --replica-index K      this replica's ordinal (env SEGMENT_REPLICA_INDEX, default 0)
   --replica-count N      replicas splitting the vendor partitions (env SEGMENT_REPLICA_COUNT, default 1)
-  --push-profiles        publish complete profiles from a user register (push mode)
   --log-level LEVEL      pino level (env SEGMENT_LOG_LEVEL, default info)`;
 
 export const command: Command = {
@@ -27,7 +26,6 @@ export const command: Command = {
         namespace: { type: 'string' },
         'replica-index': { type: 'string' },
         'replica-count': { type: 'string' },
-        'push-profiles': { type: 'boolean' },
         'log-level': { type: 'string' },
       },
       usage,
@@ -41,7 +39,7 @@ export const command: Command = {
     });
     const logger = createLogger({ name: 'derive', level: config.logLevel });
     const signal = shutdownSignal((name) => logger.info({ signal: name }, 'shutting down'));
-    await runDerive({ config, logger, signal, pushProfiles: values['push-profiles'] });
+    await runDerive({ config, logger, signal });
     logger.flush();
     return 0;
   },
