@@ -2,7 +2,6 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** One `segment` sub-command: `run` gets the arguments after its name and returns the exit code. */
 export interface Command {
-  readonly summary: string;
   run(args: string[]): Promise<number>;
 }
 

@@ -50,7 +50,6 @@ function integerFlag(name: string, raw: string | undefined, fallback: number, mi
 }
 
 export const command: Command = {
-  summary: 'measure the real pipeline: throughput, latency, CPU, memory, exactness',
   async run(args) {
     const { values } = parseCommandArgs(
       args,

@@ -7,7 +7,6 @@ Removes the state of \`segment develop\`'s own services (the nats-server store a
 PGlite database): the .segment/ folder. Streams and schemas on servers you run yourself are not touched.`;
 
 export const command: Command = {
-  summary: "remove segment develop's local state (.segment/)",
   async run(args) {
     const { values } = parseCommandArgs(args, { 'state-dir': { type: 'string' } }, usage);
     const dir = values['state-dir'] ?? '.segment';

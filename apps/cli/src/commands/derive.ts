@@ -17,7 +17,6 @@ options:
   --log-level LEVEL      pino level (env SEGMENT_LOG_LEVEL, default info)`;
 
 export const command: Command = {
-  summary: 'run the derivation worker',
   async run(args) {
     const { values } = parseCommandArgs(
       args,

@@ -48,7 +48,6 @@ function startGenerator(publisher: PipelinedPublisher, names: Names, rate: numbe
 }
 
 export const command: Command = {
-  summary: 'run the whole pipeline in one process, with a generator (npm start)',
   async run(args) {
     const { values } = parseCommandArgs(
       args,

@@ -226,7 +226,6 @@ async function replay(nc: NatsConnection, names: Names, { seqs, dryRun }: Replay
 }
 
 export const command: Command = {
-  summary: 'list dead letters, or replay them into the pipeline',
   async run(args) {
     const { values, positionals } = parseCommandArgs(args, options, usage, true);
     const [action, ...extra] = positionals;

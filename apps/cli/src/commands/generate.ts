@@ -57,7 +57,6 @@ const eventsPerChunk = 4096;
 const rateSliceMs = 10;
 
 export const command: Command = {
-  summary: 'write synthetic segment events as JSON lines to stdout',
   async run(args) {
     const { values } = parseCommandArgs(args, options, usage);
     const count = integerFlag('count', values.count, Infinity, 0);

@@ -39,7 +39,6 @@ function integerFlag(name: string, raw: string | undefined, fallback: number, mi
 }
 
 export const command: Command = {
-  summary: 'run the ingest gateway (HTTP and WebSocket)',
   async run(args) {
     const { values } = parseCommandArgs(
       args,

@@ -17,7 +17,6 @@ options:
   --namespace NAME   the Postgres schema of the views (env SEGMENT_NAMESPACE, default segment)`;
 
 export const command: Command = {
-  summary: 'list the members of a segment (paged, stable order)',
   async run(args) {
     const { values, positionals } = parseCommandArgs(
       args,

@@ -16,7 +16,6 @@ options:
   --log-level LEVEL  pino level (env SEGMENT_LOG_LEVEL, default info)`;
 
 export const command: Command = {
-  summary: 'run the Postgres projectors',
   async run(args) {
     const { values } = parseCommandArgs(
       args,

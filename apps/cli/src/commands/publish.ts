@@ -44,7 +44,6 @@ const progressIntervalMs = 500;
 const newline = 0x0a;
 
 export const command: Command = {
-  summary: 'publish NDJSON events from stdin to the events stream (validated, de-duplicated by id)',
   async run(args) {
     const { values } = parseCommandArgs(
       args,

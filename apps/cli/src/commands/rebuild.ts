@@ -12,7 +12,6 @@ forgets the projectors' positions, then projects every derived stream from its s
 up. Running projectors are fenced by the reset and exit; restart them afterwards.`;
 
 export const command: Command = {
-  summary: "rebuild the Postgres views from the derived streams' history",
   async run(args) {
     const { values } = parseCommandArgs(args, { nats: { type: 'string' }, database: { type: 'string' }, namespace: { type: 'string' } }, usage);
     const config = loadConfig(process.env, { natsUrl: values.nats, databaseUrl: values.database, namespace: values.namespace });

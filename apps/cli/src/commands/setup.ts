@@ -63,7 +63,6 @@ const postgresStep: SetupStep = async (settings) => {
 const steps: readonly SetupStep[] = [natsStep, postgresStep];
 
 export const command: Command = {
-  summary: 'create or reconcile the NATS streams and KV buckets of a namespace (idempotent)',
   async run(args) {
     const { values } = parseCommandArgs(
       args,

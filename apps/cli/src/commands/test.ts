@@ -37,7 +37,6 @@ function engineFor(name: string, values: { nats?: string; database?: string }): 
 }
 
 export const command: Command = {
-  summary: 'run catalog contract tests (YAML) against the pipeline or the reference model',
   async run(args) {
     const { values, positionals: files } = parseCommandArgs(
       args,

@@ -14,7 +14,6 @@ options:
 exit codes: 0 found, 1 no such user, 2 usage error`;
 
 export const command: Command = {
-  summary: "print a user's profile",
   async run(args) {
     const { values, positionals } = parseCommandArgs(
       args,
