@@ -42,7 +42,7 @@ async function accepts(host: string, port: number, timeoutMs: number): Promise<b
 }
 
 /** Finds an executable on PATH (and in /usr/sbin, where Debian puts nats-server). */
-export function findExecutable(name: string, path = process.env.PATH ?? ''): string | undefined {
+export function findExecutable(name: string, path: string): string | undefined {
   for (const dir of [...path.split(delimiter), '/usr/sbin', '/usr/local/sbin']) {
     if (!dir) continue;
     const candidate = join(dir, name);
@@ -56,12 +56,12 @@ export function findExecutable(name: string, path = process.env.PATH ?? ''): str
   return undefined;
 }
 
-export async function resolveNats(url: string, options: { stateDir: string; logger: Logger }): Promise<LocalService> {
+export async function resolveNats(url: string, options: { stateDir: string; logger: Logger; /** The PATH to look for nats-server on. */ path: string }): Promise<LocalService> {
   const first = new URL(url.split(',')[0]!.trim());
   if (await accepts(first.hostname, Number(first.port || 4222), 1000)) {
     return { url, description: `using NATS at ${url}`, stop: async () => undefined };
   }
-  const binary = findExecutable('nats-server');
+  const binary = findExecutable('nats-server', options.path);
   if (!binary) {
     throw new Error(
       `no NATS server answers at ${url}, and nats-server is not installed to start one.\n` +

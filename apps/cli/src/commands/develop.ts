@@ -74,7 +74,7 @@ export const command: Command = {
     const signal = shutdownSignal();
     const say = (line: string) => process.stderr.write(`${line}\n`);
 
-    const nats = await resolveNats(config.natsUrl, { stateDir, logger });
+    const nats = await resolveNats(config.natsUrl, { stateDir, logger, path: process.env.PATH ?? '' });
     say(`segment develop: ${nats.description}`);
     const postgres = await resolvePostgres(config.databaseUrl, { stateDir });
     say(`segment develop: ${postgres.description}`);
