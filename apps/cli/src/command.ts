@@ -37,6 +37,13 @@ export function numberFlag(name: string, raw: string | undefined, fallback: numb
   return value;
 }
 
+/** Reads an integer flag; `_` may group digits (`--events 1_000_000`). */
+export function integerFlag(name: string, raw: string | undefined, fallback: number, min = -Infinity, max = Infinity): number {
+  const value = numberFlag(name, raw?.replaceAll('_', ''), fallback, min, max);
+  if (raw !== undefined && !Number.isSafeInteger(value)) throw new Error(`--${name} must be an integer, got "${raw}"`);
+  return value;
+}
+
 /** Aborts on the first SIGTERM or SIGINT (Ctrl-C), so a command can drain; a second one exits at once. */
 export function shutdownSignal(onSignal?: (signal: NodeJS.Signals) => void): AbortSignal {
   const controller = new AbortController();

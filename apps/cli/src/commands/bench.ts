@@ -3,7 +3,7 @@ import { loadConfig } from '@segment/config';
 import { exampleModel } from '@segment/segment';
 import { createLogger } from '@segment/telemetry';
 import { renderMarkdown, runBench, toJson } from '@segment/app-bench';
-import { numberFlag, parseCommandArgs, shutdownSignal, type Command } from '../command.ts';
+import { integerFlag, numberFlag, parseCommandArgs, shutdownSignal, type Command } from '../command.ts';
 
 const usage = `usage: segment bench --events N [options]     (npm run bench -- --events N)
 
@@ -43,11 +43,6 @@ options:
   --nats URL              NATS servers (env SEGMENT_NATS_URL, default nats://127.0.0.1:4222)
   --database URL          Postgres (env SEGMENT_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres)`;
 
-function integerFlag(name: string, raw: string | undefined, fallback: number, min: number): number {
-  const value = numberFlag(name, raw?.replaceAll('_', ''), fallback, min);
-  if (!Number.isInteger(value)) throw new Error(`--${name} must be an integer, got "${raw}"`);
-  return value;
-}
 
 export const command: Command = {
   async run(args) {

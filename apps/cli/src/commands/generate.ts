@@ -2,7 +2,7 @@
 import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
 import { parseInstant } from '@segment/model';
 import { EventGenerator, exampleModel, offsetOfTimestamp, tickClock } from '@segment/segment';
-import { numberFlag, parseCommandArgs, type Command } from '../command.ts';
+import { integerFlag, numberFlag, parseCommandArgs, type Command } from '../command.ts';
 
 const usage = `usage: segment generate [options]
 
@@ -149,8 +149,3 @@ function parseStart(text: string): { epochMs: number; offsetMinutes: number | un
   }
 }
 
-function integerFlag(name: string, raw: string | undefined, fallback: number, min: number): number {
-  const value = numberFlag(name, raw, fallback, min);
-  if (raw !== undefined && !Number.isSafeInteger(value)) throw new Error(`--${name} must be an integer, got "${raw}"`);
-  return value;
-}

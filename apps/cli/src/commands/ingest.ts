@@ -1,7 +1,7 @@
 import { loadConfig } from '@segment/config';
 import { createLogger } from '@segment/telemetry';
 import { runIngest } from '@segment/app-ingest';
-import { numberFlag, parseCommandArgs, shutdownSignal, type Command } from '../command.ts';
+import { integerFlag, parseCommandArgs, shutdownSignal, type Command } from '../command.ts';
 
 const usage = `usage: segment ingest [options]
 
@@ -32,11 +32,6 @@ options:
                          the connection closes with 1009 above
   --log-level LEVEL      pino level (env SEGMENT_LOG_LEVEL, default info)`;
 
-function integerFlag(name: string, raw: string | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const value = numberFlag(name, raw, fallback, min, max);
-  if (!Number.isInteger(value)) throw new Error(`--${name} must be an integer, got "${raw}"`);
-  return value;
-}
 
 export const command: Command = {
   async run(args) {
