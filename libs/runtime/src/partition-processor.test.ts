@@ -234,3 +234,21 @@ test('partition processor - a transaction whose output cannot fit one message is
   assert.equal(ranges.at(-1)!.lastSeq, 1_000);
   assertMatchesReference(w.output, events);
 });
+
+test('partition processor - a register that acts like the initial one (toggles: never added) is not written back', async () => {
+  const event = (n: number, remove: boolean): SourceMessage => ({
+    seq: n,
+    subject: 'segment.events.9',
+    data: encoder.encode(JSON.stringify({ event: `00000000-0000-0000-0000-${String(n).padStart(12, '0')}`, timestamp: '2021-01-01T00:00:00Z', user: 'u', segment: { vendor: 9, name: 's' }, ...(remove ? { remove: true } : {}) })),
+  });
+  const w = world();
+  const processor = processorIn(w, 9);
+  await processor.start();
+  await processor.process([event(1, true), event(2, true)]);
+  await processor.commit();
+  assert.equal(w.registers.saves, 0);
+  await processor.process([event(3, false)]);
+  await processor.commit();
+  assert.equal(w.registers.saves, 1);
+  assert.deepEqual([...w.registers.registers.values()].map((r) => (r.value as { added: boolean }).added), [true]);
+});

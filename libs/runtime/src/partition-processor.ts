@@ -82,7 +82,7 @@ export class PartitionProcessor {
       .map((derivation) => {
         const store = options.registerStores.get(derivation.name);
         if (!store) throw new Error(`no register store for derivation ${derivation.name}`);
-        return { derivation, cache: new RegisterCache(store, capacity) };
+        return { derivation, cache: new RegisterCache(store, capacity, derivation.register!.persist) };
       });
     this.#caches = new Map(this.#stateful.map((s) => [s.derivation, s.cache]));
     this.#combiners = new Map(options.derivations.map((d) => [d, new Combiner(d.outputSchema as SchemaName, collections[d.collection].key)]));

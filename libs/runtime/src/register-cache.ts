@@ -16,12 +16,15 @@ interface Entry<R> {
 export class RegisterCache<R> {
   readonly #store: RegisterStore<R>;
   readonly #capacity: number;
+  readonly #persist: (value: R) => boolean;
   readonly #entries = new Map<string, Entry<R>>();
   readonly #dirty = new Set<string>();
 
-  constructor(store: RegisterStore<R>, capacity: number) {
+  /** `persist` says which registers are worth writing back; the others stay in memory only. */
+  constructor(store: RegisterStore<R>, capacity: number, persist: (value: R) => boolean = () => true) {
     this.#store = store;
     this.#capacity = capacity;
+    this.#persist = persist;
   }
 
   /** Loads, in one round of pipelined reads, the registers of the given keys that are not cached. */
@@ -67,11 +70,11 @@ export class RegisterCache<R> {
   /** Writes every changed register back (one pipelined round), then trims the cache to capacity. */
   async flush(): Promise<void> {
     if (this.#dirty.size > 0) {
-      const entries = [...this.#dirty].map((id) => {
-        const entry = this.#entries.get(id)!;
-        return { key: entry.key, register: entry.register! };
-      });
-      await this.#store.save(entries);
+      const entries = [...this.#dirty]
+        .map((id) => this.#entries.get(id)!)
+        .filter((entry) => this.#persist(entry.register!.value))
+        .map((entry) => ({ key: entry.key, register: entry.register! }));
+      if (entries.length > 0) await this.#store.save(entries);
       for (const id of this.#dirty) this.#entries.get(id)!.dirty = false;
       this.#dirty.clear();
     }

@@ -15,6 +15,8 @@ export const togglesDerivation: Derivation<ToggleRegister, Toggle> = {
     schema: 'toggleRegister',
     initial: {},
     update: (event) => [{ last: event, added: !event.remove }],
+    // Until a first add, `publish` ignores the register: it is as good as the initial one.
+    persist: (register) => register.added === true,
   },
   publish(event, { before }) {
     const previous = before.last;
