@@ -5,3 +5,4 @@ export { PartitionProcessor, LambdaError, type CommitPolicy, type PartitionProce
 export * from './memory-ports.ts';
 export * from './derive-worker.ts';
 export { Projector, type ProjectorOptions, type ProjectorStats, type DerivedMessage } from './projector.ts';
+export { BloomFilter } from './bloom-filter.ts';

@@ -1,6 +1,6 @@
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { keyId, type RegisterStore, type StoredRegister } from '@segment/runtime';
+import { BloomFilter, keyId, type RegisterStore, type StoredRegister } from '@segment/runtime';
 import { encodeKey, encodeKeyToken } from '../kv-keys.ts';
 import type { PipelinedPublisher } from '../publisher.ts';
 
@@ -18,7 +18,8 @@ const fenceKey = '_fence';
  *
  * Most keys a partition meets are new, and a get of a missing key costs a round trip and an error
  * object (it capped derivations at ~12K events/s). So the first load of a partition lists the keys
- * it has (headers only, streamed) and later loads fetch only keys that exist. Keys group into
+ * it has (headers only, streamed) into a Bloom filter, and later loads fetch only keys that may
+ * exist: fixed memory whatever the keyspace (a Set of the keys grew with it). Keys group into
  * partitions by their first component (the vendor), whose only writer is this process.
  *
  * A commit writes registers without asking for an ack each, then one acked write to the same
@@ -32,8 +33,8 @@ export class KvRegisterStore<R = unknown> implements RegisterStore<R> {
   readonly #kv: KV;
   readonly #bucket: string;
   readonly #publisher: PipelinedPublisher;
-  /** Per partition (first key component, encoded): the keys stored in the bucket. */
-  readonly #known = new Map<string, Set<string>>();
+  /** Per partition (first key component, encoded): the keys stored in the bucket, and maybe a few more. */
+  readonly #known = new Map<string, BloomFilter>();
   readonly #nc: NatsConnection;
   /** Counts connection interruptions: a commit that saw one cannot trust its fence. */
   #interruptions = 0;
@@ -87,10 +88,10 @@ export class KvRegisterStore<R = unknown> implements RegisterStore<R> {
     for (const { partition, subject } of written) (await this.#knownKeys(partition)).add(subject.slice(this.#bucket.length + 5));
   }
 
-  async #knownKeys(partition: string): Promise<Set<string>> {
+  async #knownKeys(partition: string): Promise<BloomFilter> {
     let known = this.#known.get(partition);
     if (!known) {
-      known = new Set<string>();
+      known = new BloomFilter();
       for await (const key of await this.#kv.keys(`${partition}.>`)) known.add(key);
       this.#known.set(partition, known);
     }
