@@ -29,7 +29,7 @@ import {
 } from '@segment/nats';
 import { Prng, replay, shuffleKeyValues, togglesDerivation, type Derivation } from '@segment/segment';
 import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import { SegmentProcess } from '../support/segment-process.ts';
+import { SegmentProcess, failWithOutput, waitForProcess } from '../support/segment-process.ts';
 import { generateEvents, readDerived } from '../support/pipeline.ts';
 import { randomNamespace, readStream, waitFor, type StoredMessage } from '../support/streams.ts';
 
@@ -255,11 +255,6 @@ function transactionsMissingEvents(events: readonly StoredMessage[], memberships
   return problems;
 }
 
-function fail(t: TestContext, message: string, worker: WorkerProcess | undefined): never {
-  if (worker) t.diagnostic(`worker ${worker.child.pid} output (tail):\n${worker.output}`);
-  throw new Error(message);
-}
-
 /** Each partition's last event, checkpoint and consumer state: what a stuck run is stuck on. */
 async function describeConsumers(nc: NatsConnection, names: Names): Promise<string> {
   try {
@@ -276,15 +271,6 @@ async function describeConsumers(nc: NatsConnection, names: Names): Promise<stri
     return parts.join('; ');
   } catch (error) {
     return `cannot read the consumers: ${error instanceof Error ? error.message : String(error)}`;
-  }
-}
-
-/** waitFor, with the worker's output in the failure when it times out. */
-async function waitForWorker(t: TestContext, worker: WorkerProcess, check: () => Promise<boolean>, timeoutMs: number, describe: () => Promise<string> | string): Promise<void> {
-  try {
-    await waitFor(check, timeoutMs, describe);
-  } catch (error) {
-    fail(t, error instanceof Error ? error.message : String(error), worker);
   }
 }
 
@@ -335,8 +321,8 @@ test(`derive faults - ${WORKER_KILLS} worker kill -9s and ${SERVER_RESTARTS} nat
     mark(`worker ${kill} (pid ${worker.child.pid}) spawned, committed ${before}, events released ${released}`);
     if (restartAt.has(kill)) {
       // The worker must be connected and working when the server dies: wait until it has committed.
-      await waitForWorker(t, worker, async () => ((await committedTotal(nc!, names)) ?? 0) > before || !worker!.alive, 30_000, () => 'for the worker to commit before the server restart');
-      if (!worker.alive) fail(t, `worker exited (${JSON.stringify(await worker.exit)}) before the server restart`, worker);
+      await waitForProcess(t, worker, async () => ((await committedTotal(nc!, names)) ?? 0) > before || !worker!.alive, 30_000, () => 'for the worker to commit before the server restart');
+      if (!worker.alive) failWithOutput(t, `worker exited (${JSON.stringify(await worker.exit)}) before the server restart`, worker);
       mark(`nats-server kill -9 (committed ${await committedTotal(nc, names)})`);
       await server.kill('SIGKILL');
       const downAt = performance.now();
@@ -345,7 +331,7 @@ test(`derive faults - ${WORKER_KILLS} worker kill -9s and ${SERVER_RESTARTS} nat
       mark(`nats-server restarted, events released ${released}`);
       // Then the same worker reconnects and carries on: it derives and commits every event published
       // after the restart, without exiting.
-      await waitForWorker(
+      await waitForProcess(
         t,
         worker,
         async () => !worker!.alive || (!publishing.publishing && (await isCaughtUp(nc!, names))),
@@ -354,14 +340,14 @@ test(`derive faults - ${WORKER_KILLS} worker kill -9s and ${SERVER_RESTARTS} nat
           `for worker ${worker!.child.pid} to derive the events published after the server restart; ` +
           `publisher: ${publishing.rounds} rounds, ${publishing.retriedRounds} retries, ${publishing.publishing ? 'busy' : 'idle'}; ${await describeConsumers(nc!, names)}`,
       );
-      if (!worker.alive) fail(t, `worker exited (${JSON.stringify(await worker.exit)}) after the server restart instead of reconnecting`, worker);
+      if (!worker.alive) failWithOutput(t, `worker exited (${JSON.stringify(await worker.exit)}) after the server restart instead of reconnecting`, worker);
       recoveries.push(Math.round(performance.now() - downAt));
     } else if (kill % 2 === 1) {
       // Every other worker is killed only once it has committed something.
-      await waitForWorker(t, worker, async () => !worker!.alive || ((await committedTotal(nc!, names)) ?? 0) > before, 30_000, () => 'for the worker to commit');
+      await waitForProcess(t, worker, async () => !worker!.alive || ((await committedTotal(nc!, names)) ?? 0) > before, 30_000, () => 'for the worker to commit');
     }
     await sleep(LIFETIME_MS.min + random.nextFloat() * (LIFETIME_MS.max - LIFETIME_MS.min));
-    if (!worker.alive) fail(t, `worker ${kill} exited on its own: ${JSON.stringify(await worker.exit)}`, worker);
+    if (!worker.alive) failWithOutput(t, `worker ${kill} exited on its own: ${JSON.stringify(await worker.exit)}`, worker);
     if (((await committedTotal(nc, names)) ?? 0) > before) killsAfterProgress++;
     if (publishing.publishing) killsDuringPublishing++;
     await worker.kill('SIGKILL');
@@ -382,19 +368,19 @@ test(`derive faults - ${WORKER_KILLS} worker kill -9s and ${SERVER_RESTARTS} nat
   // And one last worker catches up, then drains on SIGTERM and exits 0
   const spawnedAt = new Date();
   worker = new WorkerProcess(server.url, names.namespace);
-  await waitForWorker(
+  await waitForProcess(
     t,
     worker,
     async () => !worker!.alive || ((await openedEveryPartition(nc!, names, spawnedAt)) && (await isCaughtUp(nc!, names))),
     long ? 300_000 : 60_000,
     async () => `for the last worker to catch up: ${JSON.stringify(await deriveProgress(nc!, names))}`,
   );
-  if (!worker.alive) fail(t, `the last worker exited on its own: ${JSON.stringify(await worker.exit)}`, worker);
+  if (!worker.alive) failWithOutput(t, `the last worker exited on its own: ${JSON.stringify(await worker.exit)}`, worker);
   const caughtUpAt = performance.now();
   worker.child.kill('SIGTERM');
   const exit = await Promise.race([worker.exit, sleep(DRAIN_MS).then(() => 'timeout' as const)]);
-  if (exit === 'timeout') fail(t, `the last worker did not exit within ${DRAIN_MS} ms of SIGTERM`, worker);
-  if (exit.code !== 0) fail(t, `the last worker exited with ${JSON.stringify(exit)} after SIGTERM`, worker);
+  if (exit === 'timeout') failWithOutput(t, `the last worker did not exit within ${DRAIN_MS} ms of SIGTERM`, worker);
+  if (exit.code !== 0) failWithOutput(t, `the last worker exited with ${JSON.stringify(exit)} after SIGTERM`, worker);
   deliveryGaps += worker.deliveryGaps;
   worker = undefined;
 

@@ -19,7 +19,7 @@ import { pipelineProgress, waitUntilCaughtUp } from '@segment/pipeline';
 import { readCollection, type SegmentDatabase } from '@segment/postgres';
 import { Prng, replay } from '@segment/segment';
 import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import { SegmentProcess } from '../support/segment-process.ts';
+import { SegmentProcess, failWithOutput, waitForProcess } from '../support/segment-process.ts';
 import { generateEvents } from '../support/pipeline.ts';
 import { databaseUrl, testDatabase } from '../support/postgres.ts';
 import { randomNamespace, readStream, waitFor, type StoredMessage } from '../support/streams.ts';
@@ -223,19 +223,6 @@ function diagnose(collection: 'segment/memberships' | 'segment/toggles', expecte
   return lines.join('\n');
 }
 
-function fail(t: TestContext, message: string, ...processes: (SegmentProcess | undefined)[]): never {
-  for (const p of processes) if (p) t.diagnostic(`${p.label} (pid ${p.child.pid}) output (tail):\n${p.output}`);
-  throw new Error(message);
-}
-
-async function waitForProcess(t: TestContext, p: SegmentProcess, check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  try {
-    await waitFor(check, timeoutMs, () => what);
-  } catch (error) {
-    fail(t, error instanceof Error ? error.message : String(error), p);
-  }
-}
-
 test(`project faults - ${PROJECTOR_KILLS} projector kill -9s, ${DERIVE_KILLS} derive worker kill -9 and a projector taken over while ${EVENTS} events arrive: the Postgres views are exactly the reference model`, { timeout: long ? 30 * 60_000 : 180_000 }, async (t) => {
   const began = performance.now();
   const timeline: string[] = [];
@@ -312,12 +299,12 @@ test(`project faults - ${PROJECTOR_KILLS} projector kill -9s, ${DERIVE_KILLS} de
       let ahead = new Map<number, { through: number; backlog: boolean }>();
       const waitUntil = Date.now() + DERIVE_AHEAD_MS;
       while (derive.alive && Date.now() < waitUntil && ![...(ahead = await publishedUncommitted(nc, names)).values()].some((p) => p.backlog)) await sleep(20);
-      if (!derive.alive) fail(t, `the derive worker exited on its own: ${JSON.stringify(await derive.exit)}`, derive);
+      if (!derive.alive) failWithOutput(t, `the derive worker exited on its own: ${JSON.stringify(await derive.exit)}`, derive);
       await kill(derive);
       derive = spawnDerive();
       const successor = derive;
-      await waitForProcess(t, successor, async () => !successor.alive || (await committedThrough(nc!, names, ahead)), 30_000, 'for the restarted derive worker to commit what its predecessor had published');
-      if (!successor.alive) fail(t, `the restarted derive worker exited on its own: ${JSON.stringify(await successor.exit)}`, successor);
+      await waitForProcess(t, successor, async () => !successor.alive || (await committedThrough(nc!, names, ahead)), 30_000, () => 'for the restarted derive worker to commit what its predecessor had published');
+      if (!successor.alive) failWithOutput(t, `the restarted derive worker exited on its own: ${JSON.stringify(await successor.exit)}`, successor);
       const { dropped, overlapping } = replaysIn(await readStream(nc, names.derived.memberships.stream));
       deriveKills.push(`${ahead.size} partitions ahead (${[...ahead.values()].filter((p) => p.backlog).length} with events waiting)`);
       // Until re-published transactions have reached the projectors, the next round kills the worker again.
@@ -329,15 +316,15 @@ test(`project faults - ${PROJECTOR_KILLS} projector kill -9s, ${DERIVE_KILLS} de
       // A runs and commits; B takes the same projections over while A still runs: A must stop by
       // itself without committing anything more, and B carries on.
       const a = projector;
-      await waitForProcess(t, a, async () => !a.alive || (await projectedTotal(database)) > before, 30_000, 'for projector A to commit before B starts');
-      if (!a.alive) fail(t, `projector A exited on its own before B started: ${JSON.stringify(await a.exit)}`, a);
+      await waitForProcess(t, a, async () => !a.alive || (await projectedTotal(database)) > before, 30_000, () => 'for projector A to commit before B starts');
+      if (!a.alive) failWithOutput(t, `projector A exited on its own before B started: ${JSON.stringify(await a.exit)}`, a);
       const b = spawnProjector(`projector ${round} B`);
       mark(`projector ${round} B (pid ${b.child.pid}) spawned beside A (pid ${a.child.pid}), projected ${await projectedTotal(database)}`);
       const exit = await Promise.race([a.exit, sleep(FENCED_EXIT_MS).then(() => 'timeout' as const)]);
-      if (exit === 'timeout') fail(t, `projector A did not stop within ${FENCED_EXIT_MS} ms of B taking over`, a, b);
+      if (exit === 'timeout') failWithOutput(t, `projector A did not stop within ${FENCED_EXIT_MS} ms of B taking over`, a, b);
       children.delete(a);
       mark(`projector ${round} A exited ${JSON.stringify(exit)}`);
-      if (exit.code === 0 || !/taken over/.test(a.output)) fail(t, `projector A should exit non-zero saying it was taken over, got ${JSON.stringify(exit)}`, a, b);
+      if (exit.code === 0 || !/taken over/.test(a.output)) failWithOutput(t, `projector A should exit non-zero saying it was taken over, got ${JSON.stringify(exit)}`, a, b);
       fencedExit = a.output.trim().split('\n').at(-1)!;
       // B carries on: it projects everything derived so far (A may have stopped after the last of it).
       const derivedSoFar = (await pipelineProgress(nc, database, names)).projectors;
@@ -345,16 +332,16 @@ test(`project faults - ${PROJECTOR_KILLS} projector kill -9s, ${DERIVE_KILLS} de
         const now = (await pipelineProgress(nc!, database, names)).projectors;
         return derivedSoFar.every((before) => now.find((p) => p.projector === before.projector)!.committed >= before.lastSeq);
       };
-      await waitForProcess(t, b, async () => !b.alive || (await projectedSoFar()), 30_000, `for projector B to project what was derived when A stopped: ${JSON.stringify(derivedSoFar)}`);
-      if (!b.alive) fail(t, `projector B exited on its own: ${JSON.stringify(await b.exit)}`, b);
+      await waitForProcess(t, b, async () => !b.alive || (await projectedSoFar()), 30_000, () => `for projector B to project what was derived when A stopped: ${JSON.stringify(derivedSoFar)}`);
+      if (!b.alive) failWithOutput(t, `projector B exited on its own: ${JSON.stringify(await b.exit)}`, b);
       projector = b;
     } else if (round % 2 === 1) {
       // Every other projector is killed only once it has committed something.
-      await waitForProcess(t, projector, async () => !projector.alive || (await projectedTotal(database)) > before, 30_000, 'for the projector to commit');
+      await waitForProcess(t, projector, async () => !projector.alive || (await projectedTotal(database)) > before, 30_000, () => 'for the projector to commit');
     }
 
     await sleep(LIFETIME_MS.min + random.nextFloat() * (LIFETIME_MS.max - LIFETIME_MS.min));
-    if (!projector.alive) fail(t, `${projector.label} exited on its own: ${JSON.stringify(await projector.exit)}`, projector);
+    if (!projector.alive) failWithOutput(t, `${projector.label} exited on its own: ${JSON.stringify(await projector.exit)}`, projector);
     if ((await projectedTotal(database)) > before) killsAfterProgress++;
     if (publishing.publishing) killsDuringPublishing++;
     await kill(projector);
@@ -374,15 +361,15 @@ test(`project faults - ${PROJECTOR_KILLS} projector kill -9s, ${DERIVE_KILLS} de
     await waitUntilCaughtUp(nc, database, names, { timeoutMs: long ? 300_000 : 60_000, intervalMs: 100 });
   } catch (error) {
     t.diagnostic(`timeline:\n${timeline.join('\n')}`);
-    fail(t, error instanceof Error ? error.message : String(error), last, derive);
+    failWithOutput(t, error instanceof Error ? error.message : String(error), last, derive);
   }
-  if (!last.alive) fail(t, `the last projector exited on its own: ${JSON.stringify(await last.exit)}`, last);
+  if (!last.alive) failWithOutput(t, `the last projector exited on its own: ${JSON.stringify(await last.exit)}`, last);
   const caughtUpAt = performance.now();
   for (const p of [last, derive]) {
     p.child.kill('SIGTERM');
     const exit = await Promise.race([p.exit, sleep(DRAIN_MS).then(() => 'timeout' as const)]);
-    if (exit === 'timeout') fail(t, `the ${p.label} did not exit within ${DRAIN_MS} ms of SIGTERM`, p);
-    if (exit.code !== 0) fail(t, `the ${p.label} exited with ${JSON.stringify(exit)} after SIGTERM`, p);
+    if (exit === 'timeout') failWithOutput(t, `the ${p.label} did not exit within ${DRAIN_MS} ms of SIGTERM`, p);
+    if (exit.code !== 0) failWithOutput(t, `the ${p.label} exited with ${JSON.stringify(exit)} after SIGTERM`, p);
     children.delete(p);
   }
   const progress = await pipelineProgress(nc, database, names);

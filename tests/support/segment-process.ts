@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { waitFor } from './streams.ts';
 
 const cli = fileURLToPath(new URL('../../apps/cli/bin/segment.js', import.meta.url));
 
@@ -39,5 +40,26 @@ export class SegmentProcess {
   async kill(signal: NodeJS.Signals): Promise<void> {
     if (this.alive) this.child.kill(signal);
     await this.exit;
+  }
+}
+
+/** Fails the test with `message`, the processes' output tails in its diagnostics. */
+export function failWithOutput(t: { diagnostic(message: string): void }, message: string, ...processes: (SegmentProcess | undefined)[]): never {
+  for (const p of processes) if (p) t.diagnostic(`${p.label} (pid ${p.child.pid}) output (tail):\n${p.output}`);
+  throw new Error(message);
+}
+
+/** `waitFor`, with the process's output in the failure when it times out. */
+export async function waitForProcess(
+  t: { diagnostic(message: string): void },
+  p: SegmentProcess,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  describe: () => Promise<string> | string,
+): Promise<void> {
+  try {
+    await waitFor(check, timeoutMs, describe);
+  } catch (error) {
+    failWithOutput(t, error instanceof Error ? error.message : String(error), p);
   }
 }
