@@ -46,6 +46,18 @@ interface Stateful {
 
 const decoder = new TextDecoder();
 
+/** A decoded event of the transaction, with its register key under each stateful derivation (computed once). */
+interface Pending {
+  seq: number;
+  event: Event;
+  keys: { values: (string | number)[]; id: string }[];
+}
+
+function registerKeyOf(derivation: Derivation, event: Event): { values: (string | number)[]; id: string } {
+  const values = shuffleKeyValues(derivation, event);
+  return { values, id: keyId(values) };
+}
+
 
 /**
  * Runs the transactions of one source partition (one vendor's events): apply events in stream
@@ -64,6 +76,7 @@ export class PartitionProcessor {
   readonly #policy: CommitPolicy;
   readonly #stateful: Stateful[];
   readonly #caches: Map<Derivation, RegisterCache<unknown>>;
+  readonly #statefulIndex: Map<Derivation, number>;
   readonly #combiners: Map<Derivation, Combiner>;
   readonly #tries = new Map<number, number>();
   #committed = 0;
@@ -85,6 +98,7 @@ export class PartitionProcessor {
         return { derivation, cache: new RegisterCache(store, capacity, derivation.register!.persist) };
       });
     this.#caches = new Map(this.#stateful.map((s) => [s.derivation, s.cache]));
+    this.#statefulIndex = new Map(this.#stateful.map((s, i) => [s.derivation, i]));
     this.#combiners = new Map(options.derivations.map((d) => [d, new Combiner(d.outputSchema as SchemaName, collections[d.collection].key)]));
   }
 
@@ -121,13 +135,13 @@ export class PartitionProcessor {
     const fresh = batch.filter((message) => message.seq > through && ((through = message.seq), true));
     if (fresh.length === 0) return;
     const deadLetters: DeadLetter[] = [];
-    const events: { seq: number; event: Event }[] = [];
+    const events: Pending[] = [];
     for (const message of fresh) {
       const decoded = this.#decode(message);
       if ('reason' in decoded) deadLetters.push({ message, reason: decoded.reason });
-      else events.push({ seq: message.seq, event: decoded.event });
+      else events.push({ seq: message.seq, event: decoded.event, keys: this.#stateful.map((s) => registerKeyOf(s.derivation, decoded.event)) });
     }
-    await Promise.all(this.#stateful.map((s) => s.cache.prefetch(this.#keysOf(s.derivation, events))));
+    await Promise.all(this.#stateful.map((s, i) => s.cache.prefetch(new Map(events.map((e) => [e.keys[i]!.id, e.keys[i]!.values])))));
 
     for (;;) {
       try {
@@ -192,21 +206,12 @@ export class PartitionProcessor {
     return { event: checked.document };
   }
 
-  #keysOf(derivation: Derivation, events: readonly { event: Event }[]): Map<string, (string | number)[]> {
-    const keys = new Map<string, (string | number)[]>();
-    for (const { event } of events) {
-      const key = shuffleKeyValues(derivation, event);
-      keys.set(keyId(key), key);
-    }
-    return keys;
-  }
-
   /** Runs the lambdas over the batch into the combiners; register changes are staged, not yet cached. */
-  #apply(events: readonly { seq: number; event: Event }[]) {
+  #apply(events: readonly Pending[]) {
     const staged = new Map<Derivation, Map<string, { key: (string | number)[]; register: StoredRegister }>>(
       this.#stateful.map((s) => [s.derivation, new Map()]),
     );
-    for (const { seq, event } of events) {
+    for (const { seq, event, keys } of events) {
       for (const derivation of this.#options.derivations) {
         try {
           const combiner = this.#combiners.get(derivation)!;
@@ -214,8 +219,7 @@ export class PartitionProcessor {
             for (const output of applyEvent(derivation, event, undefined).outputs) combiner.add(output);
             continue;
           }
-          const key = shuffleKeyValues(derivation, event);
-          const id = keyId(key);
+          const { values: key, id } = keys[this.#statefulIndex.get(derivation)!]!;
           const changes = staged.get(derivation)!;
           const current = changes.get(id)?.register ?? this.#caches.get(derivation)!.get(id);
           // Already reflected: this event's outputs were published before its register was written.
