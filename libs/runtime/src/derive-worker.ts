@@ -1,4 +1,6 @@
 import type { Logger } from '@segment/telemetry';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { backOff } from './backoff.ts';
 import type { PartitionProcessor } from './partition-processor.ts';
 import type { SourceMessage } from './ports.ts';
 
@@ -62,8 +64,6 @@ export function partitionHash(partition: number): number {
 export function ownsPartition(replica: { index: number; count: number }, partition: number): boolean {
   return partitionHash(partition) % replica.count === replica.index;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Runs the transactions of every partition this replica owns, one loop per partition: fetch a
@@ -175,7 +175,7 @@ export class DeriveWorker {
         logger.warn({ err: error, partition, failures }, 'partition loop failed; reopening');
         await source?.close().catch(() => undefined);
         source = undefined;
-        if (this.#running) await sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
+        if (this.#running) await backOff(failures);
       }
     }
     try {

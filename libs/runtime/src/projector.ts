@@ -1,4 +1,5 @@
 import type { SchemaName } from '@segment/model';
+import { backOff } from './backoff.ts';
 import type { Logger } from '@segment/telemetry';
 import { Combiner } from './combiner.ts';
 import { FencedError, type ProjectionPosition, type ProjectionStore, type Provenance, type SourceMessage } from './ports.ts';
@@ -40,8 +41,6 @@ export interface ProjectorStats {
   transactions: number;
   streamSeq: number;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Materializes a derived collection: per transaction, combine the fetched messages' documents by
@@ -132,7 +131,7 @@ export class Projector {
             if (reread instanceof FencedError) fenced = reread;
           }
         }
-        if (!fenced && this.#running) await sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
+        if (!fenced && this.#running) await backOff(failures);
       }
       if (fenced) {
         this.#fenced = fenced;
