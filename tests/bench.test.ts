@@ -10,9 +10,9 @@ import { sql } from 'kysely';
 import { connectNats } from '@segment/nats';
 import { openDatabase } from '@segment/postgres';
 import { databaseUrl } from './support/postgres.ts';
+import { natsUrl } from './support/streams.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const natsUrl = process.env.SEGMENT_NATS_URL ?? 'nats://127.0.0.1:4222';
 
 const fields = ['events', 'eventsPerSecond', 'rawPublishPerSecond', 'ratioToRawPublish', 'naivePerSecond', 'p50LatencyMs', 'p99LatencyMs', 'peakRssMb', 'mismatches'];
 

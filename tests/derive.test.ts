@@ -4,10 +4,9 @@ import { pino } from 'pino';
 import { caughtUp, connectNats, createDeriveRuntime, defaultProvisionConfig, deprovision, deriveProgress, headers, namesFor, provision } from '@segment/nats';
 import { membershipsDerivation, profilesDerivation, replay, togglesDerivation, type Derivation } from '@segment/segment';
 import { generateEvents, publishEvents, readDerived } from './support/pipeline.ts';
-import { randomNamespace, readStream, waitFor } from './support/streams.ts';
+import { natsUrl, randomNamespace, readStream, waitFor } from './support/streams.ts';
 
 const logger = pino({ level: 'silent' });
-const natsUrl = process.env.SEGMENT_NATS_URL ?? 'nats://127.0.0.1:4222';
 const derivations = [membershipsDerivation, profilesDerivation, togglesDerivation] as Derivation[];
 
 test('derive - the derived streams reduce to exactly the reference model, with provenance, bad input dead-lettered', async (t) => {

@@ -9,10 +9,9 @@ import { freePort } from '@segment/devenv';
 import { connectNats, deprovision, namesFor } from '@segment/nats';
 import { dropSchema, openDatabase } from '@segment/postgres';
 import { databaseUrl } from './support/postgres.ts';
-import { randomNamespace, waitFor } from './support/streams.ts';
+import { natsUrl, randomNamespace, waitFor } from './support/streams.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const natsUrl = process.env.SEGMENT_NATS_URL ?? 'nats://127.0.0.1:4222';
 
 /** Runs `segment develop` and collects its stderr; `stop()` sends Ctrl-C and resolves with the exit code. */
 function develop(args: string[]) {

@@ -11,10 +11,9 @@ import type { Event } from '@segment/model';
 import { caughtUp, connectNats, createDeriveRuntime, defaultProvisionConfig, deprovision, deriveProgress, headers, namesFor, provision, type Names } from '@segment/nats';
 import { membershipsDerivation, profilesDerivation, replay, togglesDerivation, type Derivation } from '@segment/segment';
 import { generateEvents, readDerived } from './support/pipeline.ts';
-import { randomNamespace, readStream, waitFor } from './support/streams.ts';
+import { natsUrl, randomNamespace, readStream, waitFor } from './support/streams.ts';
 
 const logger = pino({ level: 'silent' });
-const natsUrl = process.env.SEGMENT_NATS_URL ?? 'nats://127.0.0.1:4222';
 const derivations = [membershipsDerivation, profilesDerivation, togglesDerivation] as Derivation[];
 const cli = fileURLToPath(new URL('../apps/cli/bin/segment.js', import.meta.url));
 const exec = promisify(execFile);

@@ -8,10 +8,9 @@ import { connectJsonV1, ingestPath, jsonV1Protocol, sha256Hex, UpgradeRefusedErr
 import type { Event } from '@segment/model';
 import { connectNats, defaultProvisionConfig, deprovision, headers, namesFor, provision } from '@segment/nats';
 import { generateEvents } from './support/pipeline.ts';
-import { randomNamespace, readStream } from './support/streams.ts';
+import { natsUrl, randomNamespace, readStream } from './support/streams.ts';
 
 const logger = pino({ level: 'silent' });
-const natsUrl = process.env.SEGMENT_NATS_URL ?? 'nats://127.0.0.1:4222';
 const ndjson = (docs: readonly unknown[]) => docs.map((d) => JSON.stringify(d)).join('\n') + '\n';
 
 /** A provisioned namespace and a gateway on port 0 publishing into it. */

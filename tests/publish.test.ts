@@ -7,9 +7,8 @@ import { pino } from 'pino';
 import type { Event } from '@segment/model';
 import { connectNats, defaultProvisionConfig, deprovision, headers, namesFor, provision, type Names } from '@segment/nats';
 import { generateEvents } from './support/pipeline.ts';
-import { randomNamespace, readStream } from './support/streams.ts';
+import { natsUrl, randomNamespace, readStream } from './support/streams.ts';
 
-const natsUrl = process.env.SEGMENT_NATS_URL ?? 'nats://127.0.0.1:4222';
 const cli = fileURLToPath(new URL('../apps/cli/bin/segment.js', import.meta.url));
 
 function segment(args: string[], stdin: string): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -1,6 +1,6 @@
 import { connectNats, deprovision, namesFor } from '@segment/nats';
 import { dropSchema, migrate, openDatabase, type SegmentDatabase } from '@segment/postgres';
-import { randomNamespace } from './streams.ts';
+import { natsUrl, randomNamespace } from './streams.ts';
 
 export const databaseUrl = process.env.SEGMENT_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -23,7 +23,6 @@ export async function testDatabase(schema: string): Promise<{ database: SegmentD
  */
 export async function isolatedNamespace(t: { after(fn: () => Promise<void>): void }, prefix: string) {
   const namespace = randomNamespace(prefix);
-  const natsUrl = process.env.SEGMENT_NATS_URL ?? 'nats://127.0.0.1:4222';
   const nc = await connectNats({ servers: natsUrl, name: `test-${prefix}` });
   const names = namesFor(namespace);
   const { database, cleanup } = await testDatabase(namespace);

@@ -10,6 +10,9 @@ export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, 
   }
 }
 
+/** The shared NATS server of the cross-process suites. */
+export const natsUrl = process.env.SEGMENT_NATS_URL ?? 'nats://127.0.0.1:4222';
+
 export function randomNamespace(prefix: string): string {
   return `t_${prefix}_${Math.random().toString(36).slice(2, 8)}`;
 }
