@@ -75,7 +75,6 @@ export class PartitionProcessor {
   readonly #options: PartitionProcessorOptions;
   readonly #policy: CommitPolicy;
   readonly #stateful: Stateful[];
-  readonly #caches: Map<Derivation, RegisterCache<unknown>>;
   readonly #statefulIndex: Map<Derivation, number>;
   readonly #combiners: Map<Derivation, Combiner>;
   readonly #tries = new Map<number, number>();
@@ -97,7 +96,6 @@ export class PartitionProcessor {
         if (!store) throw new Error(`no register store for derivation ${derivation.name}`);
         return { derivation, cache: new RegisterCache(store, capacity, derivation.register!.persist) };
       });
-    this.#caches = new Map(this.#stateful.map((s) => [s.derivation, s.cache]));
     this.#statefulIndex = new Map(this.#stateful.map((s, i) => [s.derivation, i]));
     this.#combiners = new Map(options.derivations.map((d) => [d, new Combiner(d.outputSchema as SchemaName, collections[d.collection].key)]));
   }
@@ -219,9 +217,10 @@ export class PartitionProcessor {
             for (const output of applyEvent(derivation, event, undefined).outputs) combiner.add(output);
             continue;
           }
-          const { values: key, id } = keys[this.#statefulIndex.get(derivation)!]!;
+          const index = this.#statefulIndex.get(derivation)!;
+          const { values: key, id } = keys[index]!;
           const changes = staged.get(derivation)!;
-          const current = changes.get(id)?.register ?? this.#caches.get(derivation)!.get(id);
+          const current = changes.get(id)?.register ?? this.#stateful[index]!.cache.get(id);
           // Already reflected: this event's outputs were published before its register was written.
           if (current && current.seq >= seq) continue;
           const { after, outputs } = applyEvent(derivation, event, current ? current.value : derivation.register.initial);
