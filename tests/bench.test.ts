@@ -41,10 +41,12 @@ test('bench - a smoke run through the gateway: every row equals the reference mo
   assert.ok(result.latency.probes > 0 && result.latency.lost === 0, JSON.stringify(result.latency));
   for (const stage of ['ingest', 'derive', 'project']) {
     assert.ok(result.cpuSeconds[stage] > 0, `cpu of ${stage}`);
+    assert.ok(result.latency.cpuCores[stage] > 0 && result.latency.cpuCores[stage] < 2, `cores busy of ${stage} at the latency rate`);
     assert.ok(result.rssMb[stage] > 0, `rss of ${stage}`);
   }
   assert.match(stdout, /^\| end-to-end throughput \| [\d,]+ events\/s/m);
   assert.match(stdout, /^\| mismatches vs reference model \| 0 /m);
+  assert.match(stdout, /^\| CPU derive \| [\d.]+ s = [\d,]+ µs\/event; [\d.]+ cores at [\d,]+\/s /m);
   t.diagnostic(`${Math.round(result.eventsPerSecond)} events/s end to end, raw publish ${Math.round(result.rawPublishPerSecond)}/s, p99 ${Math.round(result.p99LatencyMs)} ms`);
 
   // The namespace's streams and schema are gone.

@@ -14,6 +14,7 @@ import { deleteRawStream, naiveUpserts, rawPublish } from './baselines.ts';
 import { checkExactness } from './exactness.ts';
 import { createIngestClient, type IngestClient } from './ingest-client.ts';
 import { measureLatency } from './latency.ts';
+import { coresBusy, type CpuSeconds } from './report.ts';
 import { cpuBetween, natsServerPid, peakRssMb, pidsNamed, snapshotCpu, startStage, type Stage, type StageName } from './processes.ts';
 import { evaluateTargets, type BenchResult } from './report.ts';
 import { generateWorkload, type Chunk } from './workload.ts';
@@ -144,7 +145,6 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     if (failedStage) throw failedStage.reason;
     // A stage may run as several processes (derive replicas): its figures are their sums.
     const stagePids = Object.fromEntries((['ingest', 'derive', 'project'] as const).map((name) => [name, stages.filter((s) => s.name === name).map((s) => s.pid)])) as Record<StageName, number[]>;
-    const pidsOf = (name: StageName) => stagePids[name];
     const port = Number(stages.find((s) => s.name === 'ingest')!.ready.port);
     client = createIngestClient(port, concurrency);
     if (!(await client.ready())) throw new Error(`the gateway on port ${port} is not ready (GET /readyz)`);
@@ -152,10 +152,29 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
 
     // Throughput: everything through the gateway as fast as it takes it, until caught up.
     const natsPid = natsServerPid(options.natsUrl);
-    const measured = () => [...stages.map((s) => s.pid), ...(natsPid === undefined ? [] : [natsPid])];
-    const postgresBefore = snapshotCpu(pidsNamed('postgres'));
-    const stagesBefore = snapshotCpu(measured());
-    const benchBefore = process.cpuUsage();
+    /** CPU seconds per component from now until the returned function is called. */
+    const meterCpu = (): (() => CpuSeconds) => {
+      const pids = [...stages.map((s) => s.pid), ...(natsPid === undefined ? [] : [natsPid])];
+      const postgresBefore = snapshotCpu(pidsNamed('postgres'));
+      const before = snapshotCpu(pids);
+      const benchBefore = process.cpuUsage();
+      return () => {
+        const after = snapshotCpu(pids);
+        const postgres = cpuBetween(postgresBefore, snapshotCpu(pidsNamed('postgres')));
+        const bench = process.cpuUsage(benchBefore);
+        const cpuOf = (pid: number) => (after.get(pid) ?? Number.NaN) - (before.get(pid) ?? Number.NaN);
+        const cpuOfStage = (name: StageName) => stagePids[name].reduce((sum, pid) => sum + cpuOf(pid), 0);
+        return {
+          ingest: cpuOfStage('ingest'),
+          derive: cpuOfStage('derive'),
+          project: cpuOfStage('project'),
+          natsServer: natsPid === undefined ? null : cpuOf(natsPid),
+          postgres,
+          bench: (bench.user + bench.system) / 1e6,
+        };
+      };
+    };
+    const throughputCpu = meterCpu();
     let posted = 0;
     const phaseStart = performance.now();
     let reporting = false;
@@ -181,24 +200,23 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     } finally {
       clearInterval(progressTimer);
     }
-    const stagesAfter = snapshotCpu(measured());
-    const postgresSeconds = cpuBetween(postgresBefore, snapshotCpu(pidsNamed('postgres')));
-    const benchCpu = process.cpuUsage(benchBefore);
+    const cpuSeconds = throughputCpu();
     const endToEndSeconds = (caughtUpAt - phaseStart) / 1000;
     const eventsPerSecond = options.events / endToEndSeconds;
     say(`bench: ${count(options.events)} events end to end in ${endToEndSeconds.toFixed(1)} s = ${count(eventsPerSecond)} events/s (posted in ${((postedAt - phaseStart) / 1000).toFixed(1)} s)`);
-    const cpuOf = (pid: number) => (stagesAfter.get(pid) ?? Number.NaN) - (stagesBefore.get(pid) ?? Number.NaN);
-    const cpuOfStage = (name: StageName) => pidsOf(name).reduce((sum, pid) => sum + cpuOf(pid), 0);
     checkAborted(signal);
 
     // Latency: a fixed rate, probes polled in Postgres.
     say(`bench: latency phase: ${count(options.rate)} events/s for ${options.latencySeconds} s, a probe every ${probeEvery} events`);
+    const latencyCpu = meterCpu();
+    const latencyStart = performance.now();
     const latency = await measureLatency({ client, database, events: workload.latency, rate: options.rate, settleTimeoutMs: 30_000, signal });
+    const latencyCores = coresBusy(latencyCpu(), (performance.now() - latencyStart) / 1000);
     say(`bench: latency p50 ${latency.p50Ms.toFixed(0)} ms, p99 ${latency.p99Ms.toFixed(0)} ms over ${latency.latenciesMs.length} probes (${latency.lost} lost), sent ${count(latency.sentPerSecond)} events/s`);
     await abortable(waitUntilCaughtUp(nc, database, names, { timeoutMs: 120_000, intervalMs: 100 }), signal);
 
     const rssMb = Object.fromEntries(
-      (['ingest', 'derive', 'project'] as const).map((name) => [name, pidsOf(name).reduce((sum, pid) => sum + (peakRssMb(pid) ?? Number.NaN), 0)]),
+      (['ingest', 'derive', 'project'] as const).map((name) => [name, stagePids[name].reduce((sum, pid) => sum + (peakRssMb(pid) ?? Number.NaN), 0)]),
     ) as Record<StageName, number>;
     client.close();
     client = undefined;
@@ -231,17 +249,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         p50Ms: latency.p50Ms,
         p99Ms: latency.p99Ms,
         maxMs: latency.maxMs,
+        cpuCores: latencyCores,
       },
       p50LatencyMs: latency.p50Ms,
       p99LatencyMs: latency.p99Ms,
-      cpuSeconds: {
-        ingest: cpuOfStage('ingest'),
-        derive: cpuOfStage('derive'),
-        project: cpuOfStage('project'),
-        natsServer: natsPid === undefined ? null : cpuOf(natsPid),
-        postgres: postgresSeconds,
-        bench: (benchCpu.user + benchCpu.system) / 1e6,
-      },
+      cpuSeconds,
       rssMb,
       peakRssMb: Math.max(...Object.values(rssMb)),
       mismatches: exactness.mismatches,

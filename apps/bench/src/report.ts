@@ -25,17 +25,28 @@ export interface BenchResult {
     p50Ms: number;
     p99Ms: number;
     maxMs: number;
+    /** CPU per component over the phase (sending and waiting for the last probes), in cores busy. */
+    cpuCores: CpuSeconds;
   };
   p50LatencyMs: number;
   p99LatencyMs: number;
   /** CPU seconds over the throughput phase (first POST to caught up), per component. */
-  cpuSeconds: Record<StageName, number> & { natsServer: number | null; postgres: number; bench: number };
+  cpuSeconds: CpuSeconds;
   /** Peak RSS (VmHWM) per stage over the whole run, MiB. */
   rssMb: Record<StageName, number>;
   peakRssMb: number;
   mismatches: number;
   exactness: ExactnessResult;
   targets: Target[];
+}
+
+/** CPU per component: the stages, the shared nats-server (null when not a local process), every Postgres process, the bench itself. */
+export type CpuSeconds = Record<StageName, number> & { natsServer: number | null; postgres: number; bench: number };
+
+/** CPU seconds over a phase as cores busy on average. */
+export function coresBusy(cpu: CpuSeconds, seconds: number): CpuSeconds {
+  const per = (value: number) => value / seconds;
+  return { ingest: per(cpu.ingest), derive: per(cpu.derive), project: per(cpu.project), natsServer: cpu.natsServer === null ? null : per(cpu.natsServer), postgres: per(cpu.postgres), bench: per(cpu.bench) };
 }
 
 export interface Target {
@@ -67,6 +78,15 @@ export function evaluateTargets(result: Omit<BenchResult, 'targets'>): Target[] 
   ];
 }
 
+const cpuComponents: readonly [keyof CpuSeconds, string][] = [
+  ['ingest', 'ingest'],
+  ['derive', 'derive'],
+  ['project', 'project'],
+  ['natsServer', 'nats-server (shared: whole process)'],
+  ['postgres', 'postgres (all its processes)'],
+  ['bench', 'bench (load generator)'],
+];
+
 const integer = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
 const fixed = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 const yes = (met: boolean) => (met ? 'yes' : '**no**');
@@ -89,16 +109,16 @@ export function renderMarkdown(result: BenchResult): string {
       '0',
       met('mismatches'),
     ],
-    ['CPU ingest', `${fixed(cpu.ingest, 1)} s`, '', ''],
-    ['CPU derive', `${fixed(cpu.derive, 1)} s`, '', ''],
-    ['CPU project', `${fixed(cpu.project, 1)} s`, '', ''],
-    ['CPU nats-server (shared: whole process)', cpu.natsServer === null ? 'n/a (not a local process)' : `${fixed(cpu.natsServer, 1)} s`, '', ''],
-    ['CPU postgres (all its processes)', `${fixed(cpu.postgres, 1)} s`, '', ''],
-    ['CPU bench (load generator)', `${fixed(cpu.bench, 1)} s`, '', ''],
+    ...cpuComponents.map(([component, label]): [string, string, string, string] => {
+      const seconds = cpu[component];
+      const cores = latency.cpuCores[component];
+      if (seconds === null || cores === null) return [`CPU ${label}`, 'n/a (not a local process)', '', ''];
+      return [`CPU ${label}`, `${fixed(seconds, 1)} s = ${integer((seconds * 1e6) / result.events)} µs/event; ${fixed(cores, 2)} cores at ${integer(latency.rate)}/s`, '', ''];
+    }),
     ['peak RSS ingest / derive / project', `${integer(result.rssMb.ingest)} / ${integer(result.rssMb.derive)} / ${integer(result.rssMb.project)} MB`, `<= ${integer(targetValues.peakRssMb)} MB each`, met('peakRssMb')],
   ];
   return [
-    `segment bench: ${integer(result.events)} events, seed ${result.seed}, namespace ${result.namespace}; CPU over the throughput phase`,
+    `segment bench: ${integer(result.events)} events, seed ${result.seed}, namespace ${result.namespace}; CPU over the throughput phase, and in cores busy during the latency phase`,
     '',
     '| metric | value | target | met? |',
     '|---|---|---|---|',

@@ -25,7 +25,8 @@ export async function openPglitePool(dataDir: string): Promise<PoolLike> {
       await previous;
       return {
         async query(sql: string, parameters?: readonly unknown[]) {
-          const result = await db.query(sql, parameters ? [...parameters] : []);
+          // As on a server, a query without parameters may hold several statements.
+          const result = parameters ? await db.query(sql, [...parameters]) : (await db.exec(sql)).at(-1)!;
           return { command: /^\s*(\w+)/.exec(sql)?.[1]?.toUpperCase() ?? '', rowCount: result.affectedRows ?? 0, rows: result.rows };
         },
         release,

@@ -7,9 +7,9 @@ import type { BulkSession, SegmentDatabase } from './database.ts';
 import type { Projection } from './projections.ts';
 
 /**
- * A projection's table in Postgres. Each commit is one transaction: lock the lease row (fencing),
- * load the stored documents of the batch's keys, reduce the batch into them with the schema's
- * reduction, write every row in bulk, and store the position.
+ * A projection's table in Postgres. Each commit is one transaction: load the stored documents of
+ * the batch's keys, reduce the batch into them with the schema's reduction, stage every row in
+ * bulk, then move the lease (fencing), merge the rows and store the position in one statement.
  *
  * An instance takes the projection over once, at its first `acquire`; later calls only re-read the
  * position while it still holds the lease, and are fenced otherwise. A projector re-reads after a
@@ -27,6 +27,10 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
   #acquired = false;
   /** The position last read or committed here: an empty commit at it only confirms the lease. */
   #position: ProjectionPosition | undefined;
+  readonly #tables: { target: string; leases: string; checkpoints: string };
+  readonly #stageTable: string;
+  /** The staged rows merged into the table: a CTE of the commit's statement, run only while `lease` (its fence) holds. */
+  readonly #mergeStaged: string;
 
   constructor(database: SegmentDatabase, projection: Projection<D>, name: string) {
     this.#database = database;
@@ -34,6 +38,22 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
     this.#name = name;
     this.#reduce = reductionOf(projection.schema) as unknown as (left: D | undefined, right: D) => D;
     this.#replaces = compileReduceTree(schemaOf(projection.schema), { documents: schemaDocuments }).strategy === 'lastWriteWins';
+    const schema = quoteIdent(database.schema);
+    this.#tables = {
+      target: `${schema}.${quoteIdent(projection.table)}`,
+      leases: `${schema}.segment_projector_leases`,
+      checkpoints: `${schema}.segment_projector_checkpoints`,
+    };
+    this.#stageTable = quoteIdent(`stage_${projection.table}`);
+    const { columns, keyColumns } = projection;
+    const names = columns.map((c) => quoteIdent(c.name)).join(', ');
+    const updates = columns
+      .filter((c) => !keyColumns.some((k) => k.name === c.name))
+      .map((c) => `${quoteIdent(c.name)} = excluded.${quoteIdent(c.name)}`)
+      .join(', ');
+    this.#mergeStaged =
+      `INSERT INTO ${this.#tables.target} (${names}) SELECT ${names} FROM ${this.#stageTable} WHERE EXISTS (SELECT FROM lease) ` +
+      `ON CONFLICT (${keyColumns.map((k) => quoteIdent(k.name)).join(', ')}) DO UPDATE SET ${updates}`;
   }
 
   /** The projector's name, e.g. `project_memberships`; checkpoints and lease are stored under it. */
@@ -67,64 +87,63 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
   }
 
   async commit(documents: readonly D[], position: ProjectionPosition): Promise<void> {
-    const schema = quoteIdent(this.#database.schema);
-    await this.#database.bulkTransaction(async (session) => {
-      // The checkpoint commits with the rows: if Postgres loses this transaction in a crash, it loses
-      // both, and the projector replays it from NATS. So the commit need not wait for the WAL flush.
-      await session.query('SET LOCAL synchronous_commit = off');
-      const [lease] = await session.query<{ owner: string }>(`SELECT owner FROM ${schema}.segment_projector_leases WHERE projector = $1 FOR UPDATE`, [this.#name]);
+    // An idle projector confirming its lease: nothing to write.
+    if (documents.length === 0 && this.#position && samePosition(position, this.#position)) {
+      const lease = await this.#database.db.selectFrom('segment_projector_leases').select('owner').where('projector', '=', this.#name).executeTakeFirst();
       if (lease?.owner !== this.#owner) throw new FencedError(`projector ${this.#name} was taken over by another instance`);
-      // An idle projector confirming its lease: nothing to write.
-      if (documents.length === 0 && this.#position && samePosition(position, this.#position)) return;
-      if (documents.length > 0) await this.#upsert(session, documents);
-      const partitions = [...position.checkpoints.keys()];
-      if (partitions.length > 0) {
-        await session.query(
-          `INSERT INTO ${schema}.segment_projector_checkpoints (projector, partition, source_seq)
-           SELECT $1, p, s FROM unnest($2::int4[], $3::int8[]) AS t(p, s)
-           ON CONFLICT (projector, partition) DO UPDATE SET source_seq = excluded.source_seq`,
-          [this.#name, partitions, partitions.map((p) => position.checkpoints.get(p))],
+      return;
+    }
+    // Four round trips: BEGIN with the session settings, load the stored documents, COPY the
+    // reduced rows into the staging table, then one statement that moves the lease (only while
+    // this instance holds it: that is the fence), merges the rows and stores the checkpoints.
+    // The checkpoint commits with the rows: if Postgres loses this transaction in a crash, it
+    // loses both, and the projector replays it from NATS. So the commit need not wait for the WAL.
+    await this.#database.bulkTransaction(
+      async (session) => {
+        if (documents.length > 0) await this.#stage(session, documents);
+        const partitions = [...position.checkpoints.keys()];
+        const [result] = await session.query<{ held: number }>(
+          `WITH lease AS (
+             UPDATE ${this.#tables.leases} SET stream_seq = $3, updated_at = now() WHERE projector = $1 AND owner = $2 RETURNING 1
+           )${documents.length > 0 ? `, merged AS (${this.#mergeStaged})` : ''}, checkpoints AS (
+             INSERT INTO ${this.#tables.checkpoints} (projector, partition, source_seq)
+             SELECT $1, p, s FROM unnest($4::int4[], $5::int8[]) AS t(p, s) WHERE EXISTS (SELECT FROM lease)
+             ON CONFLICT (projector, partition) DO UPDATE SET source_seq = excluded.source_seq
+           )
+           SELECT count(*)::int AS held FROM lease`,
+          [this.#name, this.#owner, position.streamSeq, partitions, partitions.map((p) => position.checkpoints.get(p))],
         );
-      }
-      await session.query(`UPDATE ${schema}.segment_projector_leases SET stream_seq = $2, updated_at = now() WHERE projector = $1`, [this.#name, position.streamSeq]);
-    });
+        if (result?.held !== 1) throw new FencedError(`projector ${this.#name} was taken over by another instance`);
+      },
+      `SET LOCAL synchronous_commit = off; CREATE TEMP TABLE IF NOT EXISTS ${this.#stageTable} (LIKE ${this.#tables.target}) ON COMMIT DELETE ROWS`,
+    );
     this.#position = position;
   }
 
   /**
-   * Load the stored documents of the batch's keys, reduce the batch into them, and write the rows
-   * through a staging table: COPY into it where the server has COPY (~1.6× the rows/s of an
-   * `unnest` insert, measured here), `unnest` otherwise, then one merge into the table.
+   * Loads the stored documents of the batch's keys, reduces the batch into them, and writes the
+   * rows into the staging table: COPY where the server has it (~1.6× the rows/s of an `unnest`
+   * insert, measured here), `unnest` otherwise. The commit's statement merges them into the table.
    */
-  async #upsert(session: BulkSession, documents: readonly D[]): Promise<void> {
-    const { table, keyColumns, columns, keyOf, rowOf } = this.#projection;
-    const target = `${quoteIdent(this.#database.schema)}.${quoteIdent(table)}`;
-    const stage = quoteIdent(`stage_${table}`);
-    const stored = this.#replaces ? new Map<string, D>() : await this.#load(session, target, documents);
+  async #stage(session: BulkSession, documents: readonly D[]): Promise<void> {
+    const { columns, keyOf, rowOf } = this.#projection;
+    const stored = this.#replaces ? new Map<string, D>() : await this.#load(session, documents);
     const rows = documents.map((document) => rowOf(this.#reduce(stored.get(keyId(keyOf(document))), document)));
-    await session.query(`CREATE TEMP TABLE IF NOT EXISTS ${stage} (LIKE ${target}) ON COMMIT DELETE ROWS`);
-    if (session.copyRows) await session.copyRows(stage, rows);
+    if (session.copyRows) await session.copyRows(this.#stageTable, rows);
     else {
       const arrays = columns.map((column, i) => `$${i + 1}::${column.type}[]`).join(', ');
-      await session.query(`INSERT INTO ${stage} SELECT * FROM unnest(${arrays})`, columns.map((_, i) => rows.map((row) => row[i])));
+      await session.query(`INSERT INTO ${this.#stageTable} SELECT * FROM unnest(${arrays})`, columns.map((_, i) => rows.map((row) => row[i])));
     }
-    const names = columns.map((c) => quoteIdent(c.name)).join(', ');
-    const keys = keyColumns.map((k) => quoteIdent(k.name)).join(', ');
-    const updates = columns
-      .filter((c) => !keyColumns.some((k) => k.name === c.name))
-      .map((c) => `${quoteIdent(c.name)} = excluded.${quoteIdent(c.name)}`)
-      .join(', ');
-    await session.query(`INSERT INTO ${target} (${names}) SELECT ${names} FROM ${stage} ON CONFLICT (${keys}) DO UPDATE SET ${updates}`);
   }
 
   /** The stored documents of the batch's keys, by key id. */
-  async #load(session: BulkSession, target: string, documents: readonly D[]): Promise<Map<string, D>> {
+  async #load(session: BulkSession, documents: readonly D[]): Promise<Map<string, D>> {
     const { keyColumns, keyOf } = this.#projection;
     const keys = documents.map(keyOf);
     const names = keyColumns.map((k) => quoteIdent(k.name)).join(', ');
     const arrays = keyColumns.map((column, i) => `$${i + 1}::${column.type}[]`).join(', ');
     const rows = await session.query<{ document: D }>(
-      `SELECT t.document FROM ${target} t JOIN unnest(${arrays}) AS k(${names}) USING (${names})`,
+      `SELECT t.document FROM ${this.#tables.target} t JOIN unnest(${arrays}) AS k(${names}) USING (${names})`,
       keyColumns.map((_, i) => keys.map((key) => key[i])),
     );
     return new Map(rows.map(({ document }) => [keyId(keyOf(document)), document]));

@@ -139,7 +139,7 @@ export class DeriveWorker {
     let started = false;
     let source: PartitionSource | undefined;
     let failures = 0;
-    const maxUncommitted = this.#options.maxUncommittedMessages ?? 10_000;
+    const maxUncommitted = this.#options.maxUncommittedMessages ?? 4_000;
     let uncommitted = 0;
     const commitAndAck = async () => {
       const seq = await processor.commit();
