@@ -33,13 +33,24 @@ export async function pipelineProgress(nc: NatsConnection, database: SegmentData
   return { derive, projectors, caughtUp: caughtUp(derive) && projectors.every((p) => p.committed >= p.lastSeq) };
 }
 
-/** Resolves once every stage has caught up with what was ingested before the call (polling). */
+/**
+ * Resolves once every stage has caught up with what was ingested before the call (polling). A read
+ * that fails (a busy server answering a stream's state late) is tried again until the deadline.
+ */
 export async function waitUntilCaughtUp(nc: NatsConnection, database: SegmentDatabase, names: Names, options: { timeoutMs: number; intervalMs?: number }): Promise<PipelineProgress> {
   const deadline = Date.now() + options.timeoutMs;
+  let last: PipelineProgress | { error: unknown } | undefined;
   for (;;) {
-    const progress = await pipelineProgress(nc, database, names);
-    if (progress.caughtUp) return progress;
-    if (Date.now() > deadline) throw new Error(`the pipeline did not catch up within ${options.timeoutMs} ms: ${JSON.stringify(progress)}`);
+    try {
+      last = await pipelineProgress(nc, database, names);
+      if (last.caughtUp) return last;
+    } catch (error) {
+      last = { error };
+    }
+    if (Date.now() > deadline) {
+      const state = 'error' in last ? `the last read failed: ${String(last.error)}` : JSON.stringify(last);
+      throw new Error(`the pipeline did not catch up within ${options.timeoutMs} ms: ${state}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 50));
   }
 }
