@@ -25,6 +25,7 @@ export interface Derivation<R = unknown, O = unknown> {
     /**
      * Whether a register must be stored. One that acts exactly like `initial` on every later event
      * need not be (toggles: a user never added), and each KV write costs the server ~25 µs.
+     * Once true for a key it must stay true: a register not written leaves a stored one in place.
      * Default: always.
      */
     persist?(register: R): boolean;
