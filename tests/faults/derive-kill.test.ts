@@ -22,14 +22,13 @@ import {
   headers,
   namesFor,
   parseNdjson,
-  PipelinedPublisher,
   provision,
   type Names,
-  type PublishItem,
 } from '@segment/nats';
 import { Prng, replay, shuffleKeyValues, togglesDerivation, type Derivation } from '@segment/segment';
 import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
 import { SegmentProcess, failWithOutput, waitForProcess } from '../support/segment-process.ts';
+import { PacedPublisher } from '../support/paced-publisher.ts';
 import { generateEvents, readDerived } from '../support/pipeline.ts';
 import { randomNamespace, readStream, waitFor, type StoredMessage } from '../support/streams.ts';
 
@@ -96,75 +95,6 @@ async function isCaughtUp(nc: NatsConnection, names: Names): Promise<boolean> {
     return caughtUp(await deriveProgress(nc, names));
   } catch {
     return false;
-  }
-}
-
-/**
- * Publishes the events released to it in paced rounds, in the background, retrying whatever failed (a
- * server restart fails the publishes in flight). Nats-Msg-Id = event id, so a retry of an event that
- * was in fact stored is dropped as a duplicate. A retried event may land after later ones, so the
- * reference model is fed the events in the order the stream stored them.
- */
-class PacedPublisher {
-  rounds = 0;
-  retriedRounds = 0;
-  readonly #queue: Event[] = [];
-  #busy = false;
-  #finishing = false;
-  #wake: (() => void) | undefined;
-  readonly #done: Promise<void>;
-
-  constructor(nc: NatsConnection, names: Names, pauseMs: number) {
-    this.#done = this.#run(nc, names, pauseMs);
-    this.#done.catch(() => undefined);
-  }
-
-  release(events: readonly Event[]): void {
-    this.#queue.push(...events);
-    this.#wake?.();
-  }
-
-  /** Whether something released is still being published. */
-  get publishing(): boolean {
-    return this.#busy || this.#queue.length > 0;
-  }
-
-  /** Resolves once everything released is stored. */
-  async finish(): Promise<void> {
-    this.#finishing = true;
-    this.#wake?.();
-    await this.#done;
-  }
-
-  async #run(nc: NatsConnection, names: Names, pauseMs: number): Promise<void> {
-    // A short ack timeout: the acks of publishes in flight when the server dies never come.
-    const publisher = new PipelinedPublisher(nc, { ackTimeoutMs: 2_000 });
-    for (;;) {
-      if (this.#queue.length === 0) {
-        if (this.#finishing) break;
-        await new Promise<void>((resolve) => (this.#wake = resolve));
-        this.#wake = undefined;
-        continue;
-      }
-      this.#busy = true;
-      let pending: PublishItem[] = this.#queue
-        .splice(0, PUBLISH_CHUNK)
-        .map((event) => ({ subject: names.events.subject(event.segment.vendor), payload: JSON.stringify(event), msgId: event.event }));
-      for (let attempt = 1; pending.length > 0; attempt++) {
-        if (attempt > 1) this.retriedRounds++;
-        if (attempt > 60) throw new Error(`a publish round still fails after ${attempt - 1} attempts`);
-        const failed: PublishItem[] = [];
-        await publisher.publishMany(pending, (item, _ack, error) => {
-          if (error) failed.push(item);
-        });
-        this.rounds++;
-        pending = failed;
-        if (pending.length > 0) await sleep(250);
-      }
-      this.#busy = false;
-      await sleep(pauseMs);
-    }
-    await publisher.close();
   }
 }
 
@@ -301,7 +231,8 @@ test(`derive faults - ${WORKER_KILLS} worker kill -9s and ${SERVER_RESTARTS} nat
   const shares = WORKER_KILLS + SERVER_RESTARTS;
   let share = 0;
   let released = 0;
-  const publishing = new PacedPublisher(nc, names, SHARE_SPAN_MS / Math.ceil(EVENTS / shares / PUBLISH_CHUNK));
+  // A short ack timeout: the acks of publishes in flight when the server dies never come.
+  const publishing = new PacedPublisher(nc, names, { chunk: PUBLISH_CHUNK, pauseMs: SHARE_SPAN_MS / Math.ceil(EVENTS / shares / PUBLISH_CHUNK), ackTimeoutMs: 2_000, maxAttempts: 60 });
   const releaseShare = () => {
     const next = Math.round((EVENTS * ++share) / shares);
     publishing.release(events.slice(released, next));

@@ -14,12 +14,13 @@ import { pino } from 'pino';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { collections, pointerGet, type Event } from '@segment/model';
-import { connectNats, defaultProvisionConfig, deriveProgress, headers, namesFor, parseNdjson, PipelinedPublisher, provision, type Names, type PublishItem } from '@segment/nats';
+import { connectNats, defaultProvisionConfig, deriveProgress, headers, namesFor, parseNdjson, provision, type Names } from '@segment/nats';
 import { pipelineProgress, waitUntilCaughtUp } from '@segment/pipeline';
 import { readCollection, type SegmentDatabase } from '@segment/postgres';
 import { Prng, replay } from '@segment/segment';
 import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
 import { SegmentProcess, failWithOutput, waitForProcess } from '../support/segment-process.ts';
+import { PacedPublisher } from '../support/paced-publisher.ts';
 import { generateEvents } from '../support/pipeline.ts';
 import { databaseUrl, testDatabase } from '../support/postgres.ts';
 import { randomNamespace, readStream, waitFor, type StoredMessage } from '../support/streams.ts';
@@ -84,93 +85,6 @@ async function publishedUncommitted(nc: NatsConnection, names: Names): Promise<M
 async function committedThrough(nc: NatsConnection, names: Names, through: ReadonlyMap<number, { through: number }>): Promise<boolean> {
   const progress = await deriveProgress(nc, names);
   return [...through].every(([partition, { through: seq }]) => (progress.find((p) => p.partition === partition)?.committed ?? 0) >= seq);
-}
-
-/**
- * Publishes the events released to it in paced rounds, in the background, retrying whatever failed.
- * Nats-Msg-Id = event id, so a retry of an event that was in fact stored is dropped as a duplicate.
- */
-class PacedPublisher {
-  rounds = 0;
-  retriedRounds = 0;
-  readonly #names: Names;
-  readonly #queue: Event[] = [];
-  #busy = false;
-  #finishing = false;
-  #wake: (() => void) | undefined;
-  readonly #done: Promise<void>;
-  readonly #burstPublisher: PipelinedPublisher;
-  readonly #bursts: Promise<void>[] = [];
-  #burstsInFlight = 0;
-
-  constructor(nc: NatsConnection, names: Names, pauseMs: number) {
-    this.#names = names;
-    this.#burstPublisher = new PipelinedPublisher(nc, { ackTimeoutMs: 5_000 });
-    this.#done = this.#run(nc, pauseMs);
-    this.#done.catch(() => undefined);
-  }
-
-  release(events: readonly Event[]): void {
-    this.#queue.push(...events);
-    this.#wake?.();
-  }
-
-  /** Publishes the events at once, beside the paced rounds: the derive worker gets busy for a while. */
-  burst(events: readonly Event[]): void {
-    this.#burstsInFlight++;
-    const done = this.#publishAll(this.#burstPublisher, this.#items(events)).finally(() => this.#burstsInFlight--);
-    this.#bursts.push(done);
-    done.catch(() => undefined);
-  }
-
-  get publishing(): boolean {
-    return this.#busy || this.#queue.length > 0 || this.#burstsInFlight > 0;
-  }
-
-  /** Resolves once everything released is stored. */
-  async finish(): Promise<void> {
-    this.#finishing = true;
-    this.#wake?.();
-    await this.#done;
-    await Promise.all(this.#bursts);
-    await this.#burstPublisher.close();
-  }
-
-  #items(events: readonly Event[]): PublishItem[] {
-    return events.map((event) => ({ subject: this.#names.events.subject(event.segment.vendor), payload: JSON.stringify(event), msgId: event.event }));
-  }
-
-  async #publishAll(publisher: PipelinedPublisher, items: PublishItem[]): Promise<void> {
-    let pending = items;
-    for (let attempt = 1; pending.length > 0; attempt++) {
-      if (attempt > 1) this.retriedRounds++;
-      if (attempt > 20) throw new Error(`a publish round still fails after ${attempt - 1} attempts`);
-      const failed: PublishItem[] = [];
-      await publisher.publishMany(pending, (item, _ack, error) => {
-        if (error) failed.push(item);
-      });
-      this.rounds++;
-      pending = failed;
-      if (pending.length > 0) await sleep(250);
-    }
-  }
-
-  async #run(nc: NatsConnection, pauseMs: number): Promise<void> {
-    const publisher = new PipelinedPublisher(nc, { ackTimeoutMs: 5_000 });
-    for (;;) {
-      if (this.#queue.length === 0) {
-        if (this.#finishing) break;
-        await new Promise<void>((resolve) => (this.#wake = resolve));
-        this.#wake = undefined;
-        continue;
-      }
-      this.#busy = true;
-      await this.#publishAll(publisher, this.#items(this.#queue.splice(0, PUBLISH_CHUNK)));
-      this.#busy = false;
-      await sleep(pauseMs);
-    }
-    await publisher.close();
-  }
 }
 
 interface Replays {
@@ -267,7 +181,7 @@ test(`project faults - ${PROJECTOR_KILLS} projector kill -9s, ${DERIVE_KILLS} de
   const events = generateEvents(EVENTS, 13);
   let share = 0;
   let released = 0;
-  const publishing = new PacedPublisher(nc, names, SHARE_SPAN_MS / Math.ceil(EVENTS / PROJECTOR_KILLS / PUBLISH_CHUNK));
+  const publishing = new PacedPublisher(nc, names, { chunk: PUBLISH_CHUNK, pauseMs: SHARE_SPAN_MS / Math.ceil(EVENTS / PROJECTOR_KILLS / PUBLISH_CHUNK), ackTimeoutMs: 5_000, maxAttempts: 20 });
   const releaseShare = (burst = false) => {
     const next = Math.round((EVENTS * ++share) / PROJECTOR_KILLS);
     if (burst) publishing.burst(events.slice(released, next));
