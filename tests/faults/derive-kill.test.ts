@@ -25,9 +25,9 @@ import {
   provision,
   type Names,
 } from '@segment/nats';
-import { Prng, replay, shuffleKeyValues, togglesDerivation, type Derivation } from '@segment/segment';
+import { replay, shuffleKeyValues, togglesDerivation, type Derivation } from '@segment/segment';
 import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import { SegmentProcess, failWithOutput, waitForProcess } from '../support/segment-process.ts';
+import { SegmentProcess, failWithOutput, faultRun, waitForProcess } from '../support/segment-process.ts';
 import { PacedPublisher } from '../support/paced-publisher.ts';
 import { generateEvents, readDerived } from '../support/pipeline.ts';
 import { randomNamespace, readStream, waitFor, type StoredMessage } from '../support/streams.ts';
@@ -206,12 +206,7 @@ async function describeConsumers(nc: NatsConnection, names: Names): Promise<stri
 
 test(`derive faults - ${WORKER_KILLS} worker kill -9s and ${SERVER_RESTARTS} nats-server kill -9 + restart while ${EVENTS} events arrive: the derived collections are exactly the reference model`, { timeout: long ? 30 * 60_000 : 180_000 }, async (t) => {
   const began = performance.now();
-  /** What the test did when, to line up with the times of derived messages when diagnosing a failure. */
-  const timeline: string[] = [];
-  const mark = (what: string) => timeline.push(`${new Date().toISOString()} ${what}`);
-  const seed = Number(process.env.SEGMENT_FAULT_SEED ?? Math.floor(Math.random() * 2 ** 31));
-  const random = new Prng(seed);
-  t.diagnostic(`seed ${seed} (SEGMENT_FAULT_SEED=${seed} repeats the kill timings)`);
+  const { random, timeline, mark } = faultRun(t);
 
   const server: NatsServer = await startNatsServer();
   let worker: WorkerProcess | undefined;

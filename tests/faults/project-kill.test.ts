@@ -17,9 +17,9 @@ import { collections, pointerGet, type Event } from '@segment/model';
 import { connectNats, defaultProvisionConfig, deriveProgress, headers, namesFor, parseNdjson, provision, type Names } from '@segment/nats';
 import { pipelineProgress, waitUntilCaughtUp } from '@segment/pipeline';
 import { readCollection, type SegmentDatabase } from '@segment/postgres';
-import { Prng, replay } from '@segment/segment';
+import { replay } from '@segment/segment';
 import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import { SegmentProcess, failWithOutput, waitForProcess } from '../support/segment-process.ts';
+import { SegmentProcess, failWithOutput, faultRun, waitForProcess } from '../support/segment-process.ts';
 import { PacedPublisher } from '../support/paced-publisher.ts';
 import { generateEvents } from '../support/pipeline.ts';
 import { databaseUrl, testDatabase } from '../support/postgres.ts';
@@ -139,11 +139,7 @@ function diagnose(collection: 'segment/memberships' | 'segment/toggles', expecte
 
 test(`project faults - ${PROJECTOR_KILLS} projector kill -9s, ${DERIVE_KILLS} derive worker kill -9 and a projector taken over while ${EVENTS} events arrive: the Postgres views are exactly the reference model`, { timeout: long ? 30 * 60_000 : 180_000 }, async (t) => {
   const began = performance.now();
-  const timeline: string[] = [];
-  const mark = (what: string) => timeline.push(`${new Date().toISOString()} ${what}`);
-  const seed = Number(process.env.SEGMENT_FAULT_SEED ?? Math.floor(Math.random() * 2 ** 31));
-  const random = new Prng(seed);
-  t.diagnostic(`seed ${seed} (SEGMENT_FAULT_SEED=${seed} repeats the kill timings)`);
+  const { random, timeline, mark } = faultRun(t);
 
   const server: NatsServer = await startNatsServer();
   const namespace = randomNamespace('pkill');

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { Prng } from '@segment/segment';
 import { waitFor } from './streams.ts';
 
 const cli = fileURLToPath(new URL('../../apps/cli/bin/segment.js', import.meta.url));
@@ -62,4 +63,15 @@ export async function waitForProcess(
   } catch (error) {
     failWithOutput(t, error instanceof Error ? error.message : String(error), p);
   }
+}
+
+/**
+ * A fault run's seeded randomness (SEGMENT_FAULT_SEED=N repeats a run's kill timings) and its
+ * timeline of what the test did when, to line up with the times of messages when diagnosing a failure.
+ */
+export function faultRun(t: { diagnostic(message: string): void }): { random: Prng; timeline: string[]; mark(what: string): void } {
+  const seed = Number(process.env.SEGMENT_FAULT_SEED ?? Math.floor(Math.random() * 2 ** 31));
+  t.diagnostic(`seed ${seed} (SEGMENT_FAULT_SEED=${seed} repeats the kill timings)`);
+  const timeline: string[] = [];
+  return { random: new Prng(seed), timeline, mark: (what) => timeline.push(`${new Date().toISOString()} ${what}`) };
 }
