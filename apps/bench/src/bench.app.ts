@@ -14,9 +14,8 @@ import { deleteRawStream, naiveUpserts, rawPublish } from './baselines.ts';
 import { checkExactness } from './exactness.ts';
 import { createIngestClient, type IngestClient } from './ingest-client.ts';
 import { measureLatency } from './latency.ts';
-import { coresBusy, type CpuSeconds } from './report.ts';
 import { cpuBetween, natsServerPid, peakRssMb, pidsNamed, snapshotCpu, startStage, type Stage, type StageName } from './processes.ts';
-import { evaluateTargets, type BenchResult } from './report.ts';
+import { coresBusy, evaluateTargets, type BenchResult, type CpuSeconds } from './report.ts';
 import { generateWorkload, type Chunk } from './workload.ts';
 
 export { renderMarkdown, toJson, type BenchResult } from './report.ts';
@@ -217,7 +216,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     const latency = await measureLatency({ client, database, events: workload.latency, rate: options.rate, settleTimeoutMs: 30_000, signal });
     const latencyCores = coresBusy(latencyCpu(), (performance.now() - latencyStart) / 1000);
     say(`bench: latency p50 ${latency.p50Ms.toFixed(0)} ms, p99 ${latency.p99Ms.toFixed(0)} ms over ${latency.latenciesMs.length} probes (${latency.lost} lost), sent ${count(latency.sentPerSecond)} events/s`);
-    await abortable(waitUntilCaughtUp(nc, database, names, { timeoutMs: 120_000, intervalMs: 100 }), signal);
+    await abortable(waitUntilCaughtUp(nc, database, names, { timeoutMs: 120_000, intervalMs: caughtUpPollMs }), signal);
 
     const rssMb = Object.fromEntries(
       (['ingest', 'derive', 'project'] as const).map((name) => [name, stagePids[name].reduce((sum, pid) => sum + (peakRssMb(pid) ?? Number.NaN), 0)]),

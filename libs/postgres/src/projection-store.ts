@@ -93,9 +93,10 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
       if (lease?.owner !== this.#owner) throw new FencedError(`projector ${this.#name} was taken over by another instance`);
       return;
     }
-    // Four round trips: BEGIN with the session settings, load the stored documents, COPY the
-    // reduced rows into the staging table, then one statement that moves the lease (only while
-    // this instance holds it: that is the fence), merges the rows and stores the checkpoints.
+    // Five round trips (four when no stored document is needed): BEGIN with the session settings,
+    // load the stored documents, COPY the reduced rows into the staging table, one statement that
+    // moves the lease (only while this instance holds it: that is the fence), merges the rows and
+    // stores the checkpoints, then COMMIT.
     // The checkpoint commits with the rows: if Postgres loses this transaction in a crash, it
     // loses both, and the projector replays it from NATS. So the commit need not wait for the WAL.
     await this.#database.bulkTransaction(

@@ -70,18 +70,18 @@ export class RegisterCache<R> {
   /** Writes every changed register back (one pipelined round), then trims the cache to capacity. */
   async flush(): Promise<void> {
     if (this.#dirty.size > 0) {
-      const entries = [...this.#dirty]
-        .map((id) => this.#entries.get(id)!)
-        .filter((entry) => this.#persist(entry.register!.value))
-        .map((entry) => ({ key: entry.key, register: entry.register! }));
-      if (entries.length > 0) await this.#store.save(entries);
+      const kept: Entry<R>[] = [];
+      const forgotten: string[] = [];
       for (const id of this.#dirty) {
         const entry = this.#entries.get(id)!;
         // Not worth storing means it acts like no register at all: forgetting it changes nothing and
         // leaves the room to registers that a miss would have to read back (29% of toggle keys).
-        if (this.#persist(entry.register!.value)) entry.dirty = false;
-        else this.#entries.delete(id);
+        if (this.#persist(entry.register!.value)) kept.push(entry);
+        else forgotten.push(id);
       }
+      if (kept.length > 0) await this.#store.save(kept.map(({ key, register }) => ({ key, register: register! })));
+      for (const entry of kept) entry.dirty = false;
+      for (const id of forgotten) this.#entries.delete(id);
       this.#dirty.clear();
     }
     this.#evict();
