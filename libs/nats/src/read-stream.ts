@@ -1,4 +1,4 @@
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 
 export interface StoredMessage {
@@ -8,28 +8,43 @@ export interface StoredMessage {
   data: Uint8Array;
 }
 
-/** Every message of a stream as it is now, in order, read with an ordered consumer (for tests, tools and small streams). */
-export async function readStream(nc: NatsConnection, stream: string): Promise<StoredMessage[]> {
-  const jsm = await jetstreamManager(nc);
-  const { state } = await jsm.streams.info(stream);
-  const out: StoredMessage[] = [];
-  if (state.messages === 0) return out;
+/**
+ * A stream's messages in order, in pages of at most `pageSize`, up to its last sequence when called:
+ * messages stored meanwhile are not read (a DLQ replay re-dead-lettering does not loop). Read with an
+ * ordered consumer, deleted at the end.
+ */
+export async function* readStreamPages(nc: NatsConnection, stream: string, pageSize: number): AsyncGenerator<JsMsg[]> {
+  const { state } = await (await jetstreamManager(nc)).streams.info(stream);
+  if (state.messages === 0) return;
   const consumer = await jetstream(nc).consumers.get(stream);
   try {
-    while (out.length === 0 || out.at(-1)!.seq < state.last_seq) {
-      const batch = await consumer.fetch({ max_messages: 1000, expires: 2000 });
-      let got = 0;
-      for await (const message of batch) {
-        got++;
-        const headers: Record<string, string> = {};
-        for (const [key, values] of message.headers ?? []) headers[key] = values[0] ?? '';
-        out.push({ seq: message.seq, subject: message.subject, headers, data: message.data });
-        if (message.seq >= state.last_seq) break;
+    for (;;) {
+      const page: JsMsg[] = [];
+      let done = false;
+      for await (const message of await consumer.fetch({ max_messages: pageSize, expires: 2_000 })) {
+        if (message.seq <= state.last_seq) page.push(message);
+        if (message.seq >= state.last_seq) {
+          done = true;
+          break;
+        }
       }
-      if (got === 0) break;
+      if (page.length > 0) yield page;
+      if (done || page.length === 0) return;
     }
   } finally {
     await consumer.delete().catch(() => undefined);
+  }
+}
+
+/** Every message of a stream as it is now, in order (for tests, tools and small streams). */
+export async function readStream(nc: NatsConnection, stream: string): Promise<StoredMessage[]> {
+  const out: StoredMessage[] = [];
+  for await (const page of readStreamPages(nc, stream, 1000)) {
+    for (const message of page) {
+      const headers: Record<string, string> = {};
+      for (const [key, values] of message.headers ?? []) headers[key] = values[0] ?? '';
+      out.push({ seq: message.seq, subject: message.subject, headers, data: message.data });
+    }
   }
   return out;
 }

@@ -1,9 +1,9 @@
 // `segment dlq`: look at the dead letters of a namespace, and send them back through the pipeline
 // once whatever rejected them is fixed.
-import { jetstream, jetstreamManager, type JetStreamManager, type JsMsg, type StoredMsg } from '@nats-io/jetstream';
+import { jetstreamManager, type JsMsg, type StoredMsg } from '@nats-io/jetstream';
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import { loadConfig } from '@segment/config';
-import { connectNats, headers, namesFor, PipelinedPublisher, type Names } from '@segment/nats';
+import { connectNats, headers, namesFor, PipelinedPublisher, readStreamPages, type Names } from '@segment/nats';
 import { numberFlag, parseCommandArgs, type Command } from '../command.ts';
 
 const usage = `usage: segment dlq list [--limit N] [--json] [options]
@@ -71,36 +71,9 @@ function letterOf(seq: number, time: string, header: MsgHdrs | undefined, data: 
   };
 }
 
-/**
- * Reads the dead letters in order, in pages, up to the stream's last sequence when called: letters
- * dead-lettered again while a replay runs are not read a second time.
- */
-async function* readLetters(nc: NatsConnection, jsm: JetStreamManager, stream: string): AsyncGenerator<DeadLetter[]> {
-  const { state } = await jsm.streams.info(stream);
-  if (state.messages === 0) return;
-  const lastSeq = state.last_seq;
-  const consumer = await jetstream(nc).consumers.get(stream);
-  try {
-    for (;;) {
-      const page: DeadLetter[] = [];
-      let done = false;
-      for await (const message of await consumer.fetch({ max_messages: replayBatch, expires: 2_000 })) {
-        if (message.seq > lastSeq) {
-          done = true;
-          break;
-        }
-        page.push(letterFromJs(message));
-        if (message.seq === lastSeq) {
-          done = true;
-          break;
-        }
-      }
-      if (page.length > 0) yield page;
-      if (done || page.length === 0) return;
-    }
-  } finally {
-    await consumer.delete().catch(() => undefined);
-  }
+/** The dead letters in order, in pages, up to the stream's last sequence when called (see readStreamPages). */
+async function* readLetters(nc: NatsConnection, stream: string): AsyncGenerator<DeadLetter[]> {
+  for await (const page of readStreamPages(nc, stream, replayBatch)) yield page.map(letterFromJs);
 }
 
 function letterFromJs(message: JsMsg): DeadLetter {
@@ -139,7 +112,7 @@ async function list(nc: NatsConnection, names: Names, limit: number, json: boole
   const { state } = await jsm.streams.info(stream);
   if (!json) console.log(`${stream}: ${state.messages} dead letter${state.messages === 1 ? '' : 's'}`);
   let shown = 0;
-  pages: for await (const page of readLetters(nc, jsm, stream)) {
+  pages: for await (const page of readLetters(nc, stream)) {
     for (const letter of page) {
       if (limit > 0 && shown >= limit) break pages;
       console.log(json ? asJson(letter) : describe(letter));
@@ -203,7 +176,7 @@ async function replay(nc: NatsConnection, names: Names, { seqs, dryRun }: Replay
 
   try {
     if (seqs === 'all') {
-      for await (const page of readLetters(nc, jsm, stream)) await replayPage(page);
+      for await (const page of readLetters(nc, stream)) await replayPage(page);
     } else {
       for (let i = 0; i < seqs.length; i += replayBatch) {
         const page: DeadLetter[] = [];
