@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compareByKey, compareCodePoints, compareInstants, pointerGet } from './index.ts';
+import { compareByKey, compareCodePoints, compareInstants, isDateTime, parseInstant, pointerGet } from './index.ts';
 
 test('order - text compares by code point like COLLATE "C", not by UTF-16 unit', () => {
   const sorted = ['b', '\u{1F600}', 'a', '\uFF5E', 'B', 'ab', ''].sort(compareCodePoints);
@@ -15,6 +15,37 @@ test('order - date-times compare as instants across offsets and sub-millisecond 
   assert.ok(compareInstants('2021-01-01T00:00:00.0001Z', '2021-01-01T00:00:00Z') > 0);
   assert.equal(compareInstants('2021-01-01T00:00:00.5Z', '2021-01-01T00:00:00.500Z'), 0);
   assert.throws(() => compareInstants('yesterday', '2021-01-01T00:00:00Z'), /RFC 3339/);
+});
+
+test('order - UTC date-times of one precision (compared by their digits) order as their parsed instants', () => {
+  let seed = 7;
+  const random = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  const two = (n: number) => String(n).padStart(2, '0');
+  const stamp = () =>
+    `20${two(random(3) + 20)}-${two(random(12) + 1)}-${two(random(28) + 1)}${'Tt '[random(3)]}${two(random(24))}:${two(random(60))}:${two(random(61))}` +
+    `${['', '.5', '.123', '.123456'][random(4)]}${'Zz'[random(2)]}`;
+  const slow = (a: string, b: string) => {
+    const x = parseInstant(a);
+    const y = parseInstant(b);
+    return Math.sign(x.ms - y.ms) || Math.sign(x.subMs.padEnd(9, '0').localeCompare(y.subMs.padEnd(9, '0')));
+  };
+  for (let i = 0; i < 20_000; i++) {
+    const a = stamp();
+    const b = random(4) === 0 ? a.replace(/.$/, 'Z') : stamp();
+    assert.equal(Math.sign(compareInstants(a, b)), slow(a, b), `${a} vs ${b}`);
+  }
+  // 23:59:60 is the same instant as the next day's 00:00:00 (its digits say otherwise).
+  assert.equal(compareInstants('2016-12-31T23:59:60Z', '2017-01-01T00:00:00Z'), 0);
+});
+
+test('order - a valid date-time is exactly one that compares: RFC 3339, real days, leap seconds at 23:59 UTC', () => {
+  for (const text of ['2021-01-16T12:34:56Z', '2021-01-16t12:34:56.5z', '2021-01-16 12:34:56+05:30', '2020-02-29T00:00:00Z', '2016-12-31T23:59:60Z', '2017-01-01T05:29:60+05:30']) {
+    assert.ok(isDateTime(text), text);
+    assert.doesNotThrow(() => compareInstants(text, '2021-01-01T00:00:00Z'));
+  }
+  for (const text of ['2021-01-16T12:34:56', '2021-01-16T12:34:56+05', '2021-01-16T12:34:56+0530', '2021-01-16\u00a012:34:56Z', '2021-02-29T00:00:00Z', '2021-13-01T00:00:00Z', '2021-01-16T24:00:00Z', '2021-01-16T12:34:60Z', '2021-01-16T12:34:56+24:00', '2021-01-16T12:34:56.Z']) {
+    assert.ok(!isDateTime(text), text);
+  }
 });
 
 test('order - keys compare pointer by pointer, numbers numerically', () => {

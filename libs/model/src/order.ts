@@ -21,7 +21,29 @@ export function compareCodePoints(a: string, b: string): number {
   return a.length - b.length;
 }
 
+// RFC 3339 `date-time` (section 5.6; a space may stand for the `T`). The one grammar of validation
+// (the schemas' `date-time` format) and of comparison, so every valid timestamp can be ordered.
 const rfc3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+const daysInMonth = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+const lastMinuteOfDay = 23 * 60 + 59;
+
+/** Whether `text` is an RFC 3339 date-time: a real calendar day, and a leap second only at 23:59:60 UTC. */
+export function isDateTime(text: string): boolean {
+  const m = rfc3339.exec(text);
+  if (!m) return false;
+  const year = +m[1]!;
+  const month = +m[2]!;
+  const day = +m[3]!;
+  const leapYear = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (month < 1 || month > 12 || day < 1 || day > (month === 2 && leapYear ? 29 : daysInMonth[month]!)) return false;
+  const hour = +m[4]!;
+  const minute = +m[5]!;
+  const second = +m[6]!;
+  const offsetMinutes = m[8] ? 0 : (m[9] === '-' ? -1 : 1) * (+m[10]! * 60 + +m[11]!);
+  if (!m[8] && (+m[10]! > 23 || +m[11]! > 59)) return false;
+  if (hour > 23 || minute > 59 || second > 60) return false;
+  return second < 60 || (((hour * 60 + minute - offsetMinutes) % 1440) + 1440) % 1440 === lastMinuteOfDay;
+}
 
 /** An instant as whole epoch milliseconds and the digits of the second's fraction beyond them. */
 export interface Instant {
@@ -39,9 +61,51 @@ export function parseInstant(text: string): Instant {
   return { ms: ms - offsetMinutes * 60_000, subMs: fraction.slice(3).replace(/0+$/, '') };
 }
 
+/**
+ * Whether `text` has the layout `dddd-dd-ddTdd:dd:dd[.d...]Z` (any of `T`, `t`, space; `Z` or `z`)
+ * without a leap second: two such strings of one length order as their digits do.
+ */
+function isPlainUtc(text: string): boolean {
+  const length = text.length;
+  if (length < 20 || (text.charCodeAt(length - 1) | 0x20) !== 0x7a || text.charCodeAt(17) >= 0x36) return false;
+  for (let i = 0; i < length - 1; i++) {
+    const c = text.charCodeAt(i);
+    const digit = c >= 0x30 && c <= 0x39;
+    switch (i) {
+      case 4:
+      case 7:
+        if (c !== 0x2d) return false;
+        break;
+      case 10:
+        if (c !== 0x54 && c !== 0x74 && c !== 0x20) return false;
+        break;
+      case 13:
+      case 16:
+        if (c !== 0x3a) return false;
+        break;
+      case 19:
+        if (c !== 0x2e) return false;
+        break;
+      default:
+        if (!digit) return false;
+    }
+  }
+  return length !== 21;
+}
+
 /** Compares two RFC 3339 date-times as instants: `2021-01-01T00:00:00-04:00` equals `2021-01-01T04:00:00Z`. */
 export function compareInstants(a: string, b: string): number {
   if (a === b) return 0;
+  // Most timestamps are UTC with the same precision: their digits compare without parsing (a
+  // profile of the derivation had parsing at 2%, the projector at 5%).
+  if (a.length === b.length && isPlainUtc(a) && isPlainUtc(b)) {
+    for (let i = 0; i < a.length - 1; i++) {
+      if (i === 10) continue;
+      const d = a.charCodeAt(i) - b.charCodeAt(i);
+      if (d !== 0) return d < 0 ? -1 : 1;
+    }
+    return 0;
+  }
   const x = parseInstant(a);
   const y = parseInstant(b);
   if (x.ms !== y.ms) return x.ms < y.ms ? -1 : 1;

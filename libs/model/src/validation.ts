@@ -1,5 +1,6 @@
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
+import { isDateTime } from './order.ts';
 import { schemaDocuments, schemaRefs, type SchemaName } from './schemas.ts';
 import type { Event, Membership, Profile, PushProfileRegister, SegmentDetail, Toggle, ToggleRegister } from './schema-types.generated.ts';
 
@@ -31,6 +32,9 @@ function createAjv(): Ajv2020 {
   const ajv = new Ajv2020({ strict: true, allErrors: true, schemas: [...schemaDocuments.values()] as object[] });
   ajv.addKeyword({ keyword: 'reduce', schemaType: 'object', metaSchema: reduceKeywordMetaSchema });
   addFormats.default(ajv, { mode: 'full' });
+  // RFC 3339 exactly, as `compareInstants` reads it: ajv-formats also takes `+05`, `+0530` and any
+  // whitespace for the `T`, which no reduction could then order; one regex is also ~3x cheaper.
+  ajv.addFormat('date-time', { type: 'string', validate: isDateTime });
   // Text that UTF-8 (and so NATS headers, KV keys and Postgres) can carry: JSON allows lone surrogates.
   ajv.addFormat('unicode', { type: 'string', validate: (text: string) => text.isWellFormed() });
   return ajv;
