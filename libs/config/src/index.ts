@@ -19,6 +19,11 @@ export interface SegmentConfig {
    * combines more register writes of hot keys and replays more after a crash.
    */
   readonly commitIntervalMs: number;
+  /**
+   * Per derivation partition, the size of the register journal after which its registers are
+   * written to their KV bucket: more combines more writes; less replays faster after a crash.
+   */
+  readonly registerJournalBytes: number;
 }
 
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -46,6 +51,7 @@ export function loadConfig(env: Environment, overrides: Partial<SegmentConfig> =
     replicaCount: integer(env, 'SEGMENT_REPLICA_COUNT', 1, 1),
     logLevel: env.SEGMENT_LOG_LEVEL || env.LOG_LEVEL || 'info',
     commitIntervalMs: integer(env, 'SEGMENT_COMMIT_INTERVAL_MS', 1000, 1),
+    registerJournalBytes: integer(env, 'SEGMENT_REGISTER_JOURNAL_BYTES', 16 * 1024 * 1024, 1),
     ...Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined)),
   };
   if (config.replicaIndex >= config.replicaCount) {

@@ -20,6 +20,8 @@ export interface Names {
   readonly derived: Record<DerivedCollection, { stream: string; subjects: string; subject(vendor: number): string }>;
   readonly deadLetters: { stream: string; subjects: string; subject(source: string): string };
   readonly buckets: { toggleRegisters: string; pushProfileRegisters: string; checkpoints: string };
+  /** Registers changed since they were last written to their bucket, one subject per bucket and partition. */
+  readonly registerJournal: { stream: string; subjects: string; subject(bucket: string, partition: string): string };
   readonly consumers: { derive(vendor: number): string; derivePrefix: string; project(collection: DerivedCollection): string };
 }
 
@@ -61,6 +63,11 @@ export function namesFor(namespace: string = defaultNamespace): Names {
       toggleRegisters: `${upper}_TOGGLE_REGISTERS`,
       pushProfileRegisters: `${upper}_PUSH_PROFILE_REGISTERS`,
       checkpoints: `${upper}_CHECKPOINTS`,
+    },
+    registerJournal: {
+      stream: `${upper}_REGISTER_JOURNAL`,
+      subjects: `${namespace}.journal.>`,
+      subject: (bucket: string, partition: string) => `${namespace}.journal.${bucket}.${partition}`,
     },
     consumers: {
       derive: (vendor: number) => `derive_${vendor}`,

@@ -38,6 +38,7 @@ function allStreams(names: Names): string[] {
     names.derived.profiles.stream,
     names.derived.toggles.stream,
     names.deadLetters.stream,
+    names.registerJournal.stream,
     `KV_${names.buckets.toggleRegisters}`,
     `KV_${names.buckets.pushProfileRegisters}`,
     `KV_${names.buckets.checkpoints}`,
@@ -74,13 +75,14 @@ describe('provision', () => {
       `stream ${names.derived.profiles.stream}: created`,
       `stream ${names.derived.toggles.stream}: created`,
       `stream ${names.deadLetters.stream}: created`,
+      `stream ${names.registerJournal.stream}: created`,
       `bucket ${names.buckets.toggleRegisters}: created`,
       `bucket ${names.buckets.pushProfileRegisters}: created`,
       `bucket ${names.buckets.checkpoints}: created`,
     ]);
 
     const second = await provision(nc, names, defaultProvisionConfig, logger);
-    assert.equal(second.length, 8);
+    assert.equal(second.length, 9);
     assert.deepEqual(second.filter((item) => item.action !== 'unchanged'), []);
   });
 
@@ -244,7 +246,7 @@ describe('deprovision', () => {
   test('deprovision - deletes every stream and bucket, and a second call is fine', async () => {
     const names = freshNames();
     await provision(nc, names, memory, logger);
-    assert.equal((await existing(names)).length, 8);
+    assert.equal((await existing(names)).length, 9);
 
     assert.deepEqual(await deprovision(nc, names), allStreams(names));
     assert.deepEqual(await existing(names), []);

@@ -135,6 +135,7 @@ function provisionSpecs(names: Names, config: ProvisionConfig): Spec[] {
     stream(names.events.stream, names.events.subjects),
     ...derivedCollections.map((collection) => stream(names.derived[collection].stream, names.derived[collection].subjects)),
     stream(names.deadLetters.stream, names.deadLetters.subjects),
+    stream(names.registerJournal.stream, names.registerJournal.subjects),
     bucket(names.buckets.toggleRegisters),
     bucket(names.buckets.pushProfileRegisters),
     bucket(names.buckets.checkpoints),

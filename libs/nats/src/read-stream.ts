@@ -9,14 +9,15 @@ export interface StoredMessage {
 }
 
 /**
- * A stream's messages in order, in pages of at most `pageSize`, up to its last sequence when called:
- * messages stored meanwhile are not read (a DLQ replay re-dead-lettering does not loop). Read with an
- * ordered consumer, deleted at the end.
+ * A stream's messages in order (those of one subject, given `subject`), in pages of at most
+ * `pageSize`, up to its last sequence when called: messages stored meanwhile are not read (a DLQ
+ * replay re-dead-lettering does not loop). Read with an ordered consumer, deleted at the end.
  */
-export async function* readStreamPages(nc: NatsConnection, stream: string, pageSize: number): AsyncGenerator<JsMsg[]> {
-  const { state } = await (await jetstreamManager(nc)).streams.info(stream);
-  if (state.messages === 0) return;
-  const consumer = await jetstream(nc).consumers.get(stream);
+export async function* readStreamPages(nc: NatsConnection, stream: string, pageSize: number, subject?: string): AsyncGenerator<JsMsg[]> {
+  const lastSeq = await lastSequence(nc, stream, subject);
+  if (lastSeq === 0) return;
+  const state = { last_seq: lastSeq };
+  const consumer = await jetstream(nc).consumers.get(stream, subject === undefined ? {} : { filter_subjects: subject });
   try {
     for (;;) {
       const page: JsMsg[] = [];
@@ -34,6 +35,17 @@ export async function* readStreamPages(nc: NatsConnection, stream: string, pageS
   } finally {
     await consumer.delete().catch(() => undefined);
   }
+}
+
+/** The sequence of the stream's (or the subject's) last message; 0 when there is none. */
+async function lastSequence(nc: NatsConnection, stream: string, subject: string | undefined): Promise<number> {
+  const jsm = await jetstreamManager(nc);
+  if (subject === undefined) {
+    const { state } = await jsm.streams.info(stream);
+    return state.messages === 0 ? 0 : state.last_seq;
+  }
+  const last = await jsm.streams.getMessage(stream, { last_by_subj: subject });
+  return last?.seq ?? 0;
 }
 
 /** Every message of a stream as it is now, in order (for tests, tools and small streams). */

@@ -19,6 +19,8 @@ export interface PipelineOptions {
   discoveryIntervalMs?: number;
   /** How often derivations commit (write registers back, checkpoint, ack). */
   commit?: Partial<CommitPolicy>;
+  /** Per partition, register journal bytes before its registers go to KV (default 16 MiB). */
+  registerJournalBytes?: number;
 }
 
 export interface RunningPipeline {
@@ -52,6 +54,7 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
       replica: options.replica,
       discoveryIntervalMs: options.discoveryIntervalMs,
       commit: options.commit,
+      registerJournalBytes: options.registerJournalBytes,
     }));
     await worker.start();
   }

@@ -19,6 +19,7 @@ export interface DeriveRuntimeOptions {
   commit?: Partial<CommitPolicy>;
   batch?: { min: number; max: number };
   registerCacheCapacity?: number;
+  registerJournalBytes?: number;
   discoveryIntervalMs?: number;
 }
 
@@ -35,8 +36,8 @@ function bucketOf(names: Names, derivation: Derivation): string {
 }
 
 /**
- * Wires the derivations to NATS: the events stream's vendor partitions as sources, KV registers
- * and checkpoints, derived streams and the dead-letter stream as sinks. One consumer per partition
+ * Wires the derivations to NATS: the events stream's vendor partitions as sources, registers (a
+ * journal in front of KV) and KV checkpoints, derived streams and the dead-letter stream as sinks. One consumer per partition
  * feeds every derivation, so each event is read once. The buckets and streams must exist (`segment setup`).
  */
 export async function createDeriveRuntime(nc: NatsConnection, options: DeriveRuntimeOptions): Promise<{ worker: DeriveWorker; publisher: PipelinedPublisher }> {
@@ -49,7 +50,8 @@ export async function createDeriveRuntime(nc: NatsConnection, options: DeriveRun
   const registerStores = new Map<string, RegisterStore>();
   for (const derivation of derivations.filter((d) => d.register)) {
     const bucket = bucketOf(names, derivation);
-    registerStores.set(derivation.name, new KvRegisterStore(nc, await kvm.open(bucket), bucket, publisher));
+    const journal = { stream: names.registerJournal.stream, subject: (partition: string) => names.registerJournal.subject(bucket, partition) };
+    registerStores.set(derivation.name, new KvRegisterStore({ nc, kv: await kvm.open(bucket), bucket, publisher, journal, journalBytes: options.registerJournalBytes }));
   }
   const output = new StreamOutputSink(names, publisher);
   const deadLetters = new StreamDeadLetterSink(names, publisher);

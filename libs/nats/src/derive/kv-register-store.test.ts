@@ -1,0 +1,106 @@
+// Runs against the shared nats-server at 127.0.0.1:4222; every test takes its own namespace.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { pino } from 'pino';
+import { keyId, type StoredRegister } from '@segment/runtime';
+import { encodeKey } from '../kv-keys.ts';
+import { namesFor, type Names } from '../names.ts';
+import { defaultProvisionConfig, deprovision, provision } from '../provision.ts';
+import { PipelinedPublisher } from '../publisher.ts';
+import { KvRegisterStore } from './kv-register-store.ts';
+
+const url = process.env.SEGMENT_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
+let nc: NatsConnection;
+let publisher: PipelinedPublisher;
+const used: Names[] = [];
+
+before(async () => {
+  nc = await connect({ servers: url });
+  publisher = new PipelinedPublisher(nc);
+});
+
+after(async () => {
+  for (const names of used) await deprovision(nc, names);
+  await publisher.close();
+  await nc.close();
+});
+
+type Register = StoredRegister<{ n: number }>;
+
+async function fixture(journalBytes?: number) {
+  const names = namesFor(`t_${randomBytes(5).toString('hex')}`);
+  used.push(names);
+  await provision(nc, names, { ...defaultProvisionConfig, storage: 'memory' }, pino({ level: 'silent' }));
+  const bucket = names.buckets.toggleRegisters;
+  const kv = await new Kvm(nc).open(bucket);
+  const journal = { stream: names.registerJournal.stream, subject: (partition: string) => names.registerJournal.subject(bucket, partition) };
+  const open = () => new KvRegisterStore<{ n: number }>({ nc, kv, bucket, publisher, journal, journalBytes });
+  const journalMessages = async (partition: string) => {
+    const info = await (await jetstreamManager(nc)).streams.info(journal.stream, { subjects_filter: journal.subject(partition) });
+    return info.state.subjects?.[journal.subject(partition)] ?? 0;
+  };
+  const inBucket = async (key: (string | number)[]) => (await kv.get(encodeKey(key)))?.json<Register>();
+  return { open, journalMessages, inBucket, kv };
+}
+
+const register = (n: number, seq: number): Register => ({ value: { n }, seq });
+
+test('register store - a commit is journaled, read back from the journal, and not yet in the bucket', async () => {
+  const { open, journalMessages, inBucket } = await fixture();
+  const store = open();
+  const alice = [7, 'trains', 'alice.x'];
+  const bob = [7, 'trains', 'bob 🚆'];
+  await store.save([
+    { key: alice, register: register(1, 10) },
+    { key: bob, register: register(2, 11) },
+  ]);
+  assert.equal(await journalMessages('7'), 1);
+  assert.equal(await inBucket(alice), undefined);
+  const loaded = await store.load([alice, bob, [7, 'trains', 'carol']]);
+  assert.deepEqual(loaded.get(keyId(alice)), register(1, 10));
+  assert.deepEqual(loaded.get(keyId(bob)), register(2, 11));
+  assert.equal(loaded.size, 2);
+});
+
+test('register store - a restart replays the journal: its registers win over older ones in the bucket', async () => {
+  const { open, journalMessages, kv } = await fixture();
+  const key = [8, 'planes', 'alice'];
+  const onlyInBucket = [8, 'planes', 'bob'];
+  // As an earlier emptying of the journal left them.
+  await kv.put(encodeKey(key), JSON.stringify(register(1, 5)));
+  await kv.put(encodeKey(onlyInBucket), JSON.stringify(register(7, 4)));
+  await open().save([{ key, register: register(2, 6) }]);
+  assert.equal(await journalMessages('8'), 1);
+  const loaded = await open().load([key, onlyInBucket]);
+  assert.deepEqual(loaded.get(keyId(key)), register(2, 6));
+  assert.deepEqual(loaded.get(keyId(onlyInBucket)), register(7, 4));
+});
+
+test('register store - past its size, a journal moves to the bucket and is purged; the registers stay readable', async () => {
+  const { open, journalMessages, inBucket } = await fixture(4_000);
+  const store = open();
+  const keys = Array.from({ length: 100 }, (_, i) => [9, 'boats', `user-${i}`]);
+  await store.save(keys.map((key, i) => ({ key, register: register(i, 100 + i) })));
+  assert.equal(await journalMessages('9'), 0);
+  assert.deepEqual(await inBucket(keys[42]!), register(42, 142));
+  const restarted = open();
+  const loaded = await restarted.load(keys);
+  assert.equal(loaded.size, 100);
+  assert.deepEqual(loaded.get(keyId(keys[99]!)), register(99, 199));
+});
+
+test('register store - a commit larger than a message is journaled as several, and replays whole', async () => {
+  const { open, journalMessages } = await fixture();
+  const store = open();
+  const padding = 'x'.repeat(2_000);
+  const keys = Array.from({ length: 1_200 }, (_, i) => [3, padding, `user-${i}`]);
+  await store.save(keys.map((key, i) => ({ key, register: register(i, i + 1) })));
+  assert.ok((await journalMessages('3')) >= 3, 'split into messages under the limit');
+  const loaded = await open().load(keys);
+  assert.equal(loaded.size, 1_200);
+  assert.deepEqual(loaded.get(keyId(keys[1_199]!)), register(1_199, 1_200));
+});
