@@ -38,6 +38,37 @@ test('order - UTC date-times of one precision (compared by their digits) order a
   assert.equal(compareInstants('2016-12-31T23:59:60Z', '2017-01-01T00:00:00Z'), 0);
 });
 
+test('order - the date-time scanner agrees with the RFC 3339 grammar and its ranges on mutated timestamps', () => {
+  const grammar = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+  const reference = (text: string) => {
+    const m = grammar.exec(text);
+    if (!m) return false;
+    const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+    const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+    const days = [0, 31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month] ?? 0;
+    if (month < 1 || month > 12 || day < 1 || day > days || hour > 23 || minute > 59 || second > 60) return false;
+    if (m[10] !== undefined && (+m[10] > 23 || +m[11]! > 59)) return false;
+    const offset = m[8] ? 0 : (m[9] === '-' ? -1 : 1) * (+m[10]! * 60 + +m[11]!);
+    return second < 60 || (((hour * 60 + minute - offset) % 1440) + 1440) % 1440 === 23 * 60 + 59;
+  };
+  let seed = 11;
+  const random = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  const bases = ['2016-12-31T23:59:60Z', '2021-02-28t09:05:07.25-04:30', '2000-02-29 00:00:00+00:00', '2021-01-16T12:34:56.123456789z'];
+  const alphabet = '0123456789-:.TtZz+ 9x';
+  for (let i = 0; i < 50_000; i++) {
+    const chars = [...bases[random(bases.length)]!];
+    for (let edits = random(3); edits >= 0; edits--) {
+      const at = random(chars.length + 1);
+      const action = random(3);
+      if (action === 0) chars[at] = alphabet[random(alphabet.length)]!;
+      else if (action === 1) chars.splice(at, 1);
+      else chars.splice(at, 0, alphabet[random(alphabet.length)]!);
+    }
+    const text = chars.join('');
+    assert.equal(isDateTime(text), reference(text), JSON.stringify(text));
+  }
+});
+
 test('order - a valid date-time is exactly one that compares: RFC 3339, real days, leap seconds at 23:59 UTC', () => {
   for (const text of ['2021-01-16T12:34:56Z', '2021-01-16t12:34:56.5z', '2021-01-16 12:34:56+05:30', '2020-02-29T00:00:00Z', '2016-12-31T23:59:60Z', '2017-01-01T05:29:60+05:30']) {
     assert.ok(isDateTime(text), text);

@@ -27,21 +27,50 @@ const rfc3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))
 const daysInMonth = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 const lastMinuteOfDay = 23 * 60 + 59;
 
-/** Whether `text` is an RFC 3339 date-time: a real calendar day, and a leap second only at 23:59:60 UTC. */
+/** The value of the two decimal digits at `i`, or NaN. */
+function twoDigits(text: string, i: number): number {
+  const a = text.charCodeAt(i) - 0x30;
+  const b = text.charCodeAt(i + 1) - 0x30;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : NaN;
+}
+
+/**
+ * Whether `text` is an RFC 3339 date-time (the grammar of `rfc3339` above): a real calendar day,
+ * and a leap second only at 23:59:60 UTC. Scanned by hand: every event and derived document has
+ * one or two, and the regex took ~0.4 µs a call (7% of the derivation's profile).
+ */
 export function isDateTime(text: string): boolean {
-  const m = rfc3339.exec(text);
-  if (!m) return false;
-  const year = +m[1]!;
-  const month = +m[2]!;
-  const day = +m[3]!;
+  const length = text.length;
+  if (length < 20) return false;
+  const year = twoDigits(text, 0) * 100 + twoDigits(text, 2);
+  const month = twoDigits(text, 5);
+  const day = twoDigits(text, 8);
+  const hour = twoDigits(text, 11);
+  const minute = twoDigits(text, 14);
+  const second = twoDigits(text, 17);
+  const separator = text.charCodeAt(10);
+  if (text.charCodeAt(4) !== 0x2d || text.charCodeAt(7) !== 0x2d || text.charCodeAt(13) !== 0x3a || text.charCodeAt(16) !== 0x3a) return false;
+  if (separator !== 0x54 && separator !== 0x74 && separator !== 0x20) return false;
+  // NaN fails every comparison below.
+  if (!(year >= 0 && month >= 1 && month <= 12 && day >= 1 && hour <= 23 && minute <= 59 && second <= 60)) return false;
   const leapYear = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
-  if (month < 1 || month > 12 || day < 1 || day > (month === 2 && leapYear ? 29 : daysInMonth[month]!)) return false;
-  const hour = +m[4]!;
-  const minute = +m[5]!;
-  const second = +m[6]!;
-  const offsetMinutes = m[8] ? 0 : (m[9] === '-' ? -1 : 1) * (+m[10]! * 60 + +m[11]!);
-  if (!m[8] && (+m[10]! > 23 || +m[11]! > 59)) return false;
-  if (hour > 23 || minute > 59 || second > 60) return false;
+  if (day > (month === 2 && leapYear ? 29 : daysInMonth[month]!)) return false;
+  let i = 19;
+  if (text.charCodeAt(i) === 0x2e) {
+    const firstDigit = ++i;
+    while (i < length && text.charCodeAt(i) >= 0x30 && text.charCodeAt(i) <= 0x39) i++;
+    if (i === firstDigit) return false;
+  }
+  let offsetMinutes = 0;
+  const zone = text.charCodeAt(i);
+  if (zone === 0x5a || zone === 0x7a) {
+    if (i + 1 !== length) return false;
+  } else if (zone === 0x2b || zone === 0x2d) {
+    const offsetHours = twoDigits(text, i + 1);
+    const offsetMinute = twoDigits(text, i + 4);
+    if (i + 6 !== length || text.charCodeAt(i + 3) !== 0x3a || !(offsetHours <= 23 && offsetMinute <= 59)) return false;
+    offsetMinutes = (zone === 0x2d ? -1 : 1) * (offsetHours * 60 + offsetMinute);
+  } else return false;
   return second < 60 || (((hour * 60 + minute - offsetMinutes) % 1440) + 1440) % 1440 === lastMinuteOfDay;
 }
 

@@ -96,12 +96,20 @@ export class KvRegisterStore<R = unknown> implements RegisterStore<R> {
     const out = new Map<string, StoredRegister<R>>();
     const stored: string[] = [];
     const ids: string[] = [];
+    let partition: string | undefined;
+    let journal: PartitionJournal | undefined;
+    let known: BloomFilter | undefined;
     for (const key of keys) {
-      const partition = encodeKeyToken(key[0]!);
+      const token = encodeKeyToken(key[0]!);
+      // A transaction's keys share one partition: look its journal and filter up once.
+      if (token !== partition) {
+        partition = token;
+        [journal, known] = await Promise.all([this.#journalOf(token), this.#knownKeys(token)]);
+      }
       const encoded = encodeKey(key);
-      const journaled = (await this.#journalOf(partition)).bodies.get(encoded);
+      const journaled = journal!.bodies.get(encoded);
       if (journaled !== undefined) out.set(keyId(key), JSON.parse(journaled) as StoredRegister<R>);
-      else if ((await this.#knownKeys(partition)).has(encoded)) {
+      else if (known!.has(encoded)) {
         stored.push(encoded);
         ids.push(keyId(key));
       }
