@@ -31,6 +31,8 @@ export interface StartStageOptions {
 }
 
 const tailLines = 40;
+/** What the `segment` command's shebang gives Node (apps/cli/bin/segment.js): stages run as deployed. */
+const stageNodeFlags = ['--max-semi-space-size=16'];
 /** pino's numeric level of `warn`. */
 const warnLevel = 40;
 
@@ -44,7 +46,7 @@ function exitOf(child: ChildProcess): Promise<number | string | null> {
  * per transaction) and resolves once it logs `readyMessage`; fails if it exits or times out first.
  */
 export async function startStage(name: StageName, options: StartStageOptions): Promise<Stage> {
-  const child = spawn(process.execPath, [options.cli, name, ...options.args, '--log-level', 'info'], { env: options.env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...stageNodeFlags, options.cli, name, ...options.args, '--log-level', 'info'], { env: options.env, stdio: ['ignore', 'ignore', 'pipe'] });
   const lines: string[] = [];
   const exited = exitOf(child);
   let resolveReady: (line: Record<string, unknown>) => void = () => undefined;
