@@ -20,7 +20,7 @@ test('derive - the derived streams reduce to exactly the reference model, with p
   const events = generateEvents(6_000);
   await publishEvents(nc, names, events.slice(0, 3_000));
 
-  const { worker, publisher } = await createDeriveRuntime(nc, { names, derivations, logger, discoveryIntervalMs: 100 });
+  const { worker, close } = await createDeriveRuntime(nc, { names, derivations, logger, discoveryIntervalMs: 100 });
   await worker.start();
   await publishEvents(nc, names, events.slice(3_000));
   // Bad input on a partition: not JSON, failing the schema, and published under another vendor's subject.
@@ -31,7 +31,7 @@ test('derive - the derived streams reduce to exactly the reference model, with p
 
   await waitFor(async () => caughtUp(await deriveProgress(nc, names)), 60_000, async () => JSON.stringify(await deriveProgress(nc, names)));
   await worker.stop();
-  await publisher.close();
+  await close();
 
   const expected = replay(events);
   const derived = await readDerived(nc, names);

@@ -1,5 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { createDeriveRuntime, defaultProvisionConfig, provision, type Names, type PipelinedPublisher, type ProvisionConfig } from '@segment/nats';
+import { createDeriveRuntime, defaultProvisionConfig, provision, type Names, type ProvisionConfig } from '@segment/nats';
 import { migrate, type SegmentDatabase } from '@segment/postgres';
 import type { CommitPolicy, DeriveWorker, Projector } from '@segment/runtime';
 import { membershipsDerivation, profilesDerivation, togglesDerivation, type Derivation } from '@segment/segment';
@@ -45,9 +45,9 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
   await provision(nc, names, { ...defaultProvisionConfig, ...options.provision }, logger);
   if (database) await migrate(database);
   let worker: DeriveWorker | undefined;
-  let publisher: PipelinedPublisher | undefined;
+  let closeDerive: (() => Promise<void>) | undefined;
   if (options.derive !== false) {
-    ({ worker, publisher } = await createDeriveRuntime(nc, {
+    ({ worker, close: closeDerive } = await createDeriveRuntime(nc, {
       names,
       derivations,
       logger: logger.child({ stage: 'derive' }),
@@ -66,7 +66,7 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
     stoppedByItself: projectors.length > 0 ? Promise.race(projectors.map((p) => p.done)) : new Promise(() => undefined),
     async stop() {
       await worker?.stop();
-      await publisher?.close();
+      await closeDerive?.();
       await Promise.all(projectors.map((p) => p.stop()));
     },
   };

@@ -1,7 +1,7 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { DeriveWorker, PartitionProcessor, type CommitPolicy, type RegisterStore } from '@segment/runtime';
+import { DeriveWorker, PartitionProcessor, type CommitPolicy } from '@segment/runtime';
 import type { Derivation } from '@segment/segment';
 import type { Logger } from '@segment/telemetry';
 import type { Names } from '../names.ts';
@@ -40,18 +40,18 @@ function bucketOf(names: Names, derivation: Derivation): string {
  * journal in front of KV) and KV checkpoints, derived streams and the dead-letter stream as sinks. One consumer per partition
  * feeds every derivation, so each event is read once. The buckets and streams must exist (`segment setup`).
  */
-export async function createDeriveRuntime(nc: NatsConnection, options: DeriveRuntimeOptions): Promise<{ worker: DeriveWorker; publisher: PipelinedPublisher }> {
+export async function createDeriveRuntime(nc: NatsConnection, options: DeriveRuntimeOptions): Promise<{ worker: DeriveWorker; close(): Promise<void> }> {
   const { names, derivations, logger } = options;
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
   const kvm = new Kvm(nc);
   const publisher = new PipelinedPublisher(nc);
   const checkpoints = new KvCheckpointStore(await kvm.open(names.buckets.checkpoints), 'derive');
-  const registerStores = new Map<string, RegisterStore>();
+  const registerStores = new Map<string, KvRegisterStore>();
   for (const derivation of derivations.filter((d) => d.register)) {
     const bucket = bucketOf(names, derivation);
     const journal = { stream: names.registerJournal.stream, subject: (partition: string) => names.registerJournal.subject(bucket, partition) };
-    registerStores.set(derivation.name, new KvRegisterStore({ nc, kv: await kvm.open(bucket), bucket, publisher, journal, journalBytes: options.registerJournalBytes }));
+    registerStores.set(derivation.name, new KvRegisterStore({ nc, kv: await kvm.open(bucket), bucket, publisher, logger, journal, journalBytes: options.registerJournalBytes }));
   }
   const output = new StreamOutputSink(names, publisher);
   const deadLetters = new StreamDeadLetterSink(names, publisher);
@@ -81,5 +81,12 @@ export async function createDeriveRuntime(nc: NatsConnection, options: DeriveRun
         registerCacheCapacity: options.registerCacheCapacity,
       }),
   });
-  return { worker, publisher };
+  return {
+    worker,
+    /** After the worker stopped: lets register journals being moved finish, then flushes and closes the publisher. */
+    async close() {
+      await Promise.all([...registerStores.values()].map((store) => store.settle()));
+      await publisher.close();
+    },
+  };
 }
