@@ -18,3 +18,19 @@ test('a register not worth storing is forgotten at flush, as if it had never bee
   const stored = await store.load([kept, forgotten]);
   assert.deepEqual([...stored.keys()], [keyId(kept)]);
 });
+
+test('a register written back reads the same afterwards, and can be changed and written again', async () => {
+  const store = new MemoryRegisterStore<{ added: boolean; last: { event: string } }>();
+  const cache = new RegisterCache(store, 10);
+  const key = ['1', 'seg', 'alice'];
+  const id = keyId(key);
+  await cache.prefetch(new Map([[id, key]]));
+  cache.set(id, key, { value: { added: true, last: { event: 'a' } }, seq: 1 });
+  await cache.flush();
+  assert.deepEqual(cache.get(id), { value: { added: true, last: { event: 'a' } }, seq: 1 });
+  assert.deepEqual(cache.get(id), { value: { added: true, last: { event: 'a' } }, seq: 1 });
+  cache.set(id, key, { value: { added: true, last: { event: 'b' } }, seq: 2 });
+  await cache.flush();
+  assert.deepEqual((await store.load([key])).get(id), { value: { added: true, last: { event: 'b' } }, seq: 2 });
+  assert.equal(cache.get(id)?.seq, 2);
+});

@@ -2,9 +2,16 @@ import type { RegisterStore, StoredRegister } from './ports.ts';
 
 type KeyValues = readonly (string | number)[];
 
+/**
+ * A cached key. Once written back, an entry keeps its register as JSON text instead of objects:
+ * one string instead of ~10 objects, which halves the memory and spares the garbage collector from
+ * tracing them (with 1M registers cached, GC took a quarter of the worker's time). Read, it is
+ * parsed again; `key` is only needed until then.
+ */
 interface Entry<R> {
-  key: KeyValues;
+  key: KeyValues | undefined;
   register: StoredRegister<R> | undefined;
+  json: string | undefined;
   dirty: boolean;
 }
 
@@ -41,21 +48,28 @@ export class RegisterCache<R> {
     if (missing.length === 0) return;
     const loaded = await this.#store.load(missing.map(([, key]) => key));
     for (const [id, key] of missing) {
-      if (!this.#entries.has(id)) this.#entries.set(id, { key, register: loaded.get(id), dirty: false });
+      if (!this.#entries.has(id)) this.#entries.set(id, { key, register: loaded.get(id), json: undefined, dirty: false });
     }
   }
 
   /** A prefetched register; undefined when the key has none yet. */
   get(id: string): StoredRegister<R> | undefined {
-    return this.#entries.get(id)?.register;
+    const entry = this.#entries.get(id);
+    if (entry?.json !== undefined) {
+      entry.register = JSON.parse(entry.json) as StoredRegister<R>;
+      entry.json = undefined;
+    }
+    return entry?.register;
   }
 
   set(id: string, key: KeyValues, register: StoredRegister<R>): void {
     const entry = this.#entries.get(id);
     if (entry) {
+      entry.key = key;
       entry.register = register;
+      entry.json = undefined;
       entry.dirty = true;
-    } else this.#entries.set(id, { key, register, dirty: true });
+    } else this.#entries.set(id, { key, register, json: undefined, dirty: true });
     this.#dirty.add(id);
   }
 
@@ -79,8 +93,13 @@ export class RegisterCache<R> {
         if (this.#persist(entry.register!.value)) kept.push(entry);
         else forgotten.push(id);
       }
-      if (kept.length > 0) await this.#store.save(kept.map(({ key, register }) => ({ key, register: register! })));
-      for (const entry of kept) entry.dirty = false;
+      if (kept.length > 0) await this.#store.save(kept.map(({ key, register }) => ({ key: key!, register: register! })));
+      for (const entry of kept) {
+        entry.json = JSON.stringify(entry.register);
+        entry.register = undefined;
+        entry.key = undefined;
+        entry.dirty = false;
+      }
       for (const id of forgotten) this.#entries.delete(id);
       this.#dirty.clear();
     }
