@@ -16,21 +16,22 @@ export interface StoredMessage {
 export async function* readStreamPages(nc: NatsConnection, stream: string, pageSize: number, subject?: string): AsyncGenerator<JsMsg[]> {
   const lastSeq = await lastSequence(nc, stream, subject);
   if (lastSeq === 0) return;
-  const state = { last_seq: lastSeq };
   const consumer = await jetstream(nc).consumers.get(stream, subject === undefined ? {} : { filter_subjects: subject });
   try {
     for (;;) {
       const page: JsMsg[] = [];
       let done = false;
       for await (const message of await consumer.fetch({ max_messages: pageSize, expires: 2_000 })) {
-        if (message.seq <= state.last_seq) page.push(message);
-        if (message.seq >= state.last_seq) {
+        if (message.seq <= lastSeq) page.push(message);
+        if (message.seq >= lastSeq) {
           done = true;
           break;
         }
       }
       if (page.length > 0) yield page;
-      if (done || page.length === 0) return;
+      if (done) return;
+      // A reader that stopped short would take a partial stream for the whole (a register journal's replay, say).
+      if (page.length === 0) throw new Error(`reading stream ${stream}${subject === undefined ? '' : ` (${subject})`} stopped before its last message ${lastSeq}: nothing arrived within 2 s; try again`);
     }
   } finally {
     await consumer.delete().catch(() => undefined);

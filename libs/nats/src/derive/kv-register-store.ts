@@ -194,17 +194,27 @@ export class KvRegisterStore<R = unknown> implements RegisterStore<R> {
     const bytes = journal.bytes;
     const interruptions = this.#interruptions;
     const acked: Promise<unknown>[] = [];
-    for (let i = 0; i < moved.length; i += moveSliceSize) {
-      if (i > 0) await nextTurn();
-      for (const [encoded, body] of moved.slice(i, i + moveSliceSize)) {
-        const subject = `$KV.${this.#bucket}.${encoded}`;
-        if (body.length > unackedMaxBytes) acked.push(this.#publisher.publish(subject, body));
-        else this.#nc.publish(subject, body);
+    try {
+      for (let i = 0; i < moved.length; i += moveSliceSize) {
+        if (i > 0) await nextTurn();
+        for (const [encoded, body] of moved.slice(i, i + moveSliceSize)) {
+          const subject = `$KV.${this.#bucket}.${encoded}`;
+          if (body.length > unackedMaxBytes) acked.push(this.#publisher.publish(subject, body));
+          else this.#nc.publish(subject, body);
+        }
       }
+      acked.push(this.#publisher.publish(`$KV.${this.#bucket}.${fenceKey}`, ''));
+      await Promise.all(acked);
+      if (this.#interruptions !== interruptions) {
+        acked.push(...moved.map(([encoded, body]) => this.#publisher.publish(`$KV.${this.#bucket}.${encoded}`, body)));
+        await Promise.all(acked);
+      }
+    } catch (error) {
+      // Writes of this move still queued in the publisher would land after the next move's direct
+      // writes and put older registers over newer ones: the next move starts only once they settled.
+      await Promise.allSettled(acked);
+      throw error;
     }
-    acked.push(this.#publisher.publish(`$KV.${this.#bucket}.${fenceKey}`, ''));
-    await Promise.all(acked);
-    if (this.#interruptions !== interruptions) await Promise.all(moved.map(([encoded, body]) => this.#publisher.publish(`$KV.${this.#bucket}.${encoded}`, body)));
     const known = await this.#knownKeys(partition);
     for (const [encoded] of moved) known.add(encoded);
     await (await this.#manager()).streams.purge(this.#journal.stream, { filter: this.#journal.subject(partition), seq: through + 1 });
