@@ -91,35 +91,11 @@ export function parseInstant(text: string): Instant {
 }
 
 /**
- * Whether `text` has the layout `dddd-dd-ddTdd:dd:dd[.d...]Z` (any of `T`, `t`, space; `Z` or `z`)
- * without a leap second: two such strings of one length order as their digits do.
+ * Whether `text` is a valid date-time in UTC (`Z` or `z`) without a leap second: two such strings of
+ * one length have one layout, `dddd-dd-ddTdd:dd:dd[.d...]Z`, and order as their digits do.
  */
 function isPlainUtc(text: string): boolean {
-  const length = text.length;
-  if (length < 20 || (text.charCodeAt(length - 1) | 0x20) !== 0x7a || text.charCodeAt(17) >= 0x36) return false;
-  for (let i = 0; i < length - 1; i++) {
-    const c = text.charCodeAt(i);
-    const digit = c >= 0x30 && c <= 0x39;
-    switch (i) {
-      case 4:
-      case 7:
-        if (c !== 0x2d) return false;
-        break;
-      case 10:
-        if (c !== 0x54 && c !== 0x74 && c !== 0x20) return false;
-        break;
-      case 13:
-      case 16:
-        if (c !== 0x3a) return false;
-        break;
-      case 19:
-        if (c !== 0x2e) return false;
-        break;
-      default:
-        if (!digit) return false;
-    }
-  }
-  return length !== 21;
+  return (text.charCodeAt(text.length - 1) | 0x20) === 0x7a && text.charCodeAt(17) < 0x36 && isDateTime(text);
 }
 
 /** Compares two RFC 3339 date-times as instants: `2021-01-01T00:00:00-04:00` equals `2021-01-01T04:00:00Z`. */

@@ -33,7 +33,7 @@ function createAjv(): Ajv2020 {
   ajv.addKeyword({ keyword: 'reduce', schemaType: 'object', metaSchema: reduceKeywordMetaSchema });
   addFormats.default(ajv, { mode: 'full' });
   // RFC 3339 exactly, as `compareInstants` reads it: ajv-formats also takes `+05`, `+0530` and any
-  // whitespace for the `T`, which no reduction could then order; one regex is also ~3x cheaper.
+  // whitespace for the `T`, which no reduction could then order; the hand scan is also 4-7x cheaper.
   ajv.addFormat('date-time', { type: 'string', validate: isDateTime });
   // Text that UTF-8 (and so NATS headers, KV keys and Postgres) can carry: JSON allows lone surrogates.
   ajv.addFormat('unicode', { type: 'string', validate: (text: string) => text.isWellFormed() });
