@@ -2,24 +2,31 @@
 import { keyId } from './register-cache.ts';
 import { OutputTooLargeError, type CheckpointStore, type DeadLetter, type DeadLetterSink, type Output, type OutputSink, type Provenance, type RegisterStore, type StoredRegister } from './ports.ts';
 
-export class MemoryRegisterStore<R = unknown> implements RegisterStore<R> {
-  readonly registers = new Map<string, StoredRegister<R>>();
+export class MemoryRegisterStore<R = unknown> implements RegisterStore {
+  /** The registers as stored: their JSON text by key id. */
+  readonly stored = new Map<string, string>();
   loads = 0;
   saves = 0;
 
+  /** A stored register, parsed (for assertions). */
+  register(id: string): StoredRegister<R> | undefined {
+    const json = this.stored.get(id);
+    return json === undefined ? undefined : (JSON.parse(json) as StoredRegister<R>);
+  }
+
   async load(keys: readonly (readonly (string | number)[])[]) {
     this.loads += keys.length;
-    const out = new Map<string, StoredRegister<R>>();
+    const out = new Map<string, string>();
     for (const key of keys) {
-      const register = this.registers.get(keyId(key));
-      if (register) out.set(keyId(key), structuredClone(register));
+      const json = this.stored.get(keyId(key));
+      if (json !== undefined) out.set(keyId(key), json);
     }
     return out;
   }
 
-  async save(entries: readonly { key: readonly (string | number)[]; register: StoredRegister<R> }[]) {
+  async save(entries: readonly { key: readonly (string | number)[]; json: string }[]) {
     this.saves += entries.length;
-    for (const { key, register } of entries) this.registers.set(keyId(key), structuredClone(register));
+    for (const { key, json } of entries) this.stored.set(keyId(key), json);
   }
 }
 

@@ -16,12 +16,16 @@ export interface StoredRegister<R = unknown> {
   readonly seq: number;
 }
 
-/** The durable home of one derivation's registers (a KV bucket). Keys are shuffle keys' values. */
-export interface RegisterStore<R = unknown> {
+/**
+ * The durable home of one derivation's registers (a KV bucket). Keys are shuffle keys' values.
+ * Registers cross it as their JSON text (a `StoredRegister`): that is what the store keeps, and the
+ * register cache keeps the same string, so a register is stringified once and held once.
+ */
+export interface RegisterStore {
   /** Reads many registers at once, keyed by `keyId(key)`; a key never written is absent from the result. */
-  load(keys: readonly (readonly (string | number)[])[]): Promise<Map<string, StoredRegister<R>>>;
+  load(keys: readonly (readonly (string | number)[])[]): Promise<Map<string, string>>;
   /** Writes many registers, pipelined; resolves when every write is durable. */
-  save(entries: readonly { key: readonly (string | number)[]; register: StoredRegister<R> }[]): Promise<void>;
+  save(entries: readonly { key: readonly (string | number)[]; json: string }[]): Promise<void>;
 }
 
 /** Where a partition's progress is committed: the highest source sequence fully reflected in registers. */

@@ -21,14 +21,14 @@ interface Entry<R> {
  * least recently used clean entries are dropped (dirty ones wait for the next commit).
  */
 export class RegisterCache<R> {
-  readonly #store: RegisterStore<R>;
+  readonly #store: RegisterStore;
   readonly #capacity: number;
   readonly #persist: (value: R) => boolean;
   readonly #entries = new Map<string, Entry<R>>();
   readonly #dirty = new Set<string>();
 
   /** `persist` says which registers are worth writing back; the others are forgotten once committed. */
-  constructor(store: RegisterStore<R>, capacity: number, persist: (value: R) => boolean = () => true) {
+  constructor(store: RegisterStore, capacity: number, persist: (value: R) => boolean = () => true) {
     this.#store = store;
     this.#capacity = capacity;
     this.#persist = persist;
@@ -48,7 +48,7 @@ export class RegisterCache<R> {
     if (missing.length === 0) return;
     const loaded = await this.#store.load(missing.map(([, key]) => key));
     for (const [id, key] of missing) {
-      if (!this.#entries.has(id)) this.#entries.set(id, { key, register: loaded.get(id), json: undefined, dirty: false });
+      if (!this.#entries.has(id)) this.#entries.set(id, { key, register: undefined, json: loaded.get(id), dirty: false });
     }
   }
 
@@ -84,18 +84,18 @@ export class RegisterCache<R> {
   /** Writes every changed register back (one pipelined round), then trims the cache to capacity. */
   async flush(): Promise<void> {
     if (this.#dirty.size > 0) {
-      const kept: Entry<R>[] = [];
+      const kept: { entry: Entry<R>; key: KeyValues; json: string }[] = [];
       const forgotten: string[] = [];
       for (const id of this.#dirty) {
         const entry = this.#entries.get(id)!;
         // Not worth storing means it acts like no register at all: forgetting it changes nothing and
         // leaves the room to registers that a miss would have to read back (29% of toggle keys).
-        if (this.#persist(entry.register!.value)) kept.push(entry);
+        if (this.#persist(entry.register!.value)) kept.push({ entry, key: entry.key!, json: JSON.stringify(entry.register) });
         else forgotten.push(id);
       }
-      if (kept.length > 0) await this.#store.save(kept.map(({ key, register }) => ({ key: key!, register: register! })));
-      for (const entry of kept) {
-        entry.json = JSON.stringify(entry.register);
+      if (kept.length > 0) await this.#store.save(kept);
+      for (const { entry, json } of kept) {
+        entry.json = json;
         entry.register = undefined;
         entry.key = undefined;
         entry.dirty = false;

@@ -38,7 +38,7 @@ async function fixture(journalBytes?: number) {
   const bucket = names.buckets.toggleRegisters;
   const kv = await new Kvm(nc).open(bucket);
   const journal = { stream: names.registerJournal.stream, subject: (partition: string) => names.registerJournal.subject(bucket, partition) };
-  const open = () => new KvRegisterStore<{ n: number }>({ nc, kv, bucket, publisher, logger: pino({ level: 'silent' }), journal, journalBytes });
+  const open = () => new KvRegisterStore({ nc, kv, bucket, publisher, logger: pino({ level: 'silent' }), journal, journalBytes });
   const journalMessages = async (partition: string) => {
     const info = await (await jetstreamManager(nc)).streams.info(journal.stream, { subjects_filter: journal.subject(partition) });
     return info.state.subjects?.[journal.subject(partition)] ?? 0;
@@ -48,6 +48,8 @@ async function fixture(journalBytes?: number) {
 }
 
 const register = (n: number, seq: number): Register => ({ value: { n }, seq });
+/** A register as the store takes and gives it: its JSON text. */
+const json = (n: number, seq: number) => JSON.stringify(register(n, seq));
 
 test('register store - a commit is journaled, read back from the journal, and not yet in the bucket', async () => {
   const { open, journalMessages, inBucket } = await fixture();
@@ -55,14 +57,14 @@ test('register store - a commit is journaled, read back from the journal, and no
   const alice = [7, 'trains', 'alice.x'];
   const bob = [7, 'trains', 'bob 🚆'];
   await store.save([
-    { key: alice, register: register(1, 10) },
-    { key: bob, register: register(2, 11) },
+    { key: alice, json: json(1, 10) },
+    { key: bob, json: json(2, 11) },
   ]);
   assert.equal(await journalMessages('7'), 1);
   assert.equal(await inBucket(alice), undefined);
   const loaded = await store.load([alice, bob, [7, 'trains', 'carol']]);
-  assert.deepEqual(loaded.get(keyId(alice)), register(1, 10));
-  assert.deepEqual(loaded.get(keyId(bob)), register(2, 11));
+  assert.deepEqual(loaded.get(keyId(alice)), json(1, 10));
+  assert.deepEqual(loaded.get(keyId(bob)), json(2, 11));
   assert.equal(loaded.size, 2);
 });
 
@@ -71,30 +73,30 @@ test('register store - a restart replays the journal: its registers win over old
   const key = [8, 'planes', 'alice'];
   const onlyInBucket = [8, 'planes', 'bob'];
   // As an earlier emptying of the journal left them.
-  await kv.put(encodeKey(key), JSON.stringify(register(1, 5)));
-  await kv.put(encodeKey(onlyInBucket), JSON.stringify(register(7, 4)));
-  await open().save([{ key, register: register(2, 6) }]);
+  await kv.put(encodeKey(key), json(1, 5));
+  await kv.put(encodeKey(onlyInBucket), json(7, 4));
+  await open().save([{ key, json: json(2, 6) }]);
   assert.equal(await journalMessages('8'), 1);
   const loaded = await open().load([key, onlyInBucket]);
-  assert.deepEqual(loaded.get(keyId(key)), register(2, 6));
-  assert.deepEqual(loaded.get(keyId(onlyInBucket)), register(7, 4));
+  assert.deepEqual(loaded.get(keyId(key)), json(2, 6));
+  assert.deepEqual(loaded.get(keyId(onlyInBucket)), json(7, 4));
 });
 
 test('register store - past its size, a journal moves to the bucket and is purged; the registers stay readable', async () => {
   const { open, journalMessages, inBucket } = await fixture(4_000);
   const store = open();
   const keys = Array.from({ length: 100 }, (_, i) => [9, 'boats', `user-${i}`]);
-  await store.save(keys.map((key, i) => ({ key, register: register(i, 100 + i) })));
+  await store.save(keys.map((key, i) => ({ key, json: json(i, 100 + i) })));
   // The move runs in the background: commits go on meanwhile, into newer journal messages.
-  await store.save([{ key: keys[0]!, register: register(1_000, 300) }]);
+  await store.save([{ key: keys[0]!, json: json(1_000, 300) }]);
   await store.settle();
   assert.equal(await journalMessages('9'), 1, 'the commit made during the move stays journaled');
   assert.deepEqual(await inBucket(keys[42]!), register(42, 142));
   const restarted = open();
   const loaded = await restarted.load(keys);
   assert.equal(loaded.size, 100);
-  assert.deepEqual(loaded.get(keyId(keys[99]!)), register(99, 199));
-  assert.deepEqual(loaded.get(keyId(keys[0]!)), register(1_000, 300));
+  assert.deepEqual(loaded.get(keyId(keys[99]!)), json(99, 199));
+  assert.deepEqual(loaded.get(keyId(keys[0]!)), json(1_000, 300));
 });
 
 test('register store - a commit larger than a message is journaled as several, and replays whole', async () => {
@@ -102,9 +104,9 @@ test('register store - a commit larger than a message is journaled as several, a
   const store = open();
   const padding = 'x'.repeat(2_000);
   const keys = Array.from({ length: 1_200 }, (_, i) => [3, padding, `user-${i}`]);
-  await store.save(keys.map((key, i) => ({ key, register: register(i, i + 1) })));
+  await store.save(keys.map((key, i) => ({ key, json: json(i, i + 1) })));
   assert.ok((await journalMessages('3')) >= 3, 'split into messages under the limit');
   const loaded = await open().load(keys);
   assert.equal(loaded.size, 1_200);
-  assert.deepEqual(loaded.get(keyId(keys[1_199]!)), register(1_199, 1_200));
+  assert.deepEqual(loaded.get(keyId(keys[1_199]!)), json(1_199, 1_200));
 });

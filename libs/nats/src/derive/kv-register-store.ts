@@ -3,7 +3,7 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from '@segment/telemetry';
-import { BloomFilter, keyId, type RegisterStore, type StoredRegister } from '@segment/runtime';
+import { BloomFilter, keyId, type RegisterStore } from '@segment/runtime';
 import { encodeKey, encodeKeyToken } from '../kv-keys.ts';
 import type { PipelinedPublisher } from '../publisher.ts';
 import { readStreamPages } from '../read-stream.ts';
@@ -75,7 +75,7 @@ interface PartitionJournal {
  * connection drops are lost while the fence, sent after the reconnect, would still be acked; so a
  * write during which the connection dropped is made again, acked one by one.
  */
-export class KvRegisterStore<R = unknown> implements RegisterStore<R> {
+export class KvRegisterStore implements RegisterStore {
   readonly #nc: NatsConnection;
   readonly #kv: KV;
   readonly #bucket: string;
@@ -105,8 +105,8 @@ export class KvRegisterStore<R = unknown> implements RegisterStore<R> {
     })();
   }
 
-  async load(keys: readonly (readonly (string | number)[])[]): Promise<Map<string, StoredRegister<R>>> {
-    const out = new Map<string, StoredRegister<R>>();
+  async load(keys: readonly (readonly (string | number)[])[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
     const stored: string[] = [];
     const ids: string[] = [];
     let partition: string | undefined;
@@ -121,7 +121,7 @@ export class KvRegisterStore<R = unknown> implements RegisterStore<R> {
       }
       const encoded = encodeKey(key);
       const journaled = journal!.bodies.get(encoded);
-      if (journaled !== undefined) out.set(keyId(key), JSON.parse(journaled) as StoredRegister<R>);
+      if (journaled !== undefined) out.set(keyId(key), journaled);
       else if (known!.has(encoded)) {
         stored.push(encoded);
         ids.push(keyId(key));
@@ -131,20 +131,20 @@ export class KvRegisterStore<R = unknown> implements RegisterStore<R> {
       await Promise.all(
         stored.slice(i, i + loadConcurrency).map(async (encoded, j) => {
           const entry = await this.#kv.get(encoded);
-          if (entry && entry.operation === 'PUT' && entry.length > 0) out.set(ids[i + j]!, entry.json<StoredRegister<R>>());
+          if (entry && entry.operation === 'PUT' && entry.length > 0) out.set(ids[i + j]!, entry.string());
         }),
       );
     }
     return out;
   }
 
-  async save(entries: readonly { key: readonly (string | number)[]; register: StoredRegister<R> }[]): Promise<void> {
+  async save(entries: readonly { key: readonly (string | number)[]; json: string }[]): Promise<void> {
     const byPartition = new Map<string, { encoded: string; body: string }[]>();
-    for (const { key, register } of entries) {
+    for (const { key, json } of entries) {
       const partition = encodeKeyToken(key[0]!);
       let writes = byPartition.get(partition);
       if (!writes) byPartition.set(partition, (writes = []));
-      writes.push({ encoded: encodeKey(key), body: JSON.stringify(register) });
+      writes.push({ encoded: encodeKey(key), body: json });
     }
     await Promise.all([...byPartition].map(([partition, writes]) => this.#append(partition, writes)));
   }
