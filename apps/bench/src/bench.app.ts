@@ -15,6 +15,7 @@ import { checkExactness } from './exactness.ts';
 import { createIngestClient, type IngestClient } from './ingest-client.ts';
 import { measureLatency } from './latency.ts';
 import { cpuBetween, natsServerPid, peakRssMb, pidsNamed, snapshotCpu, startStage, type Stage, type StageName } from './processes.ts';
+import { describePostgresSettings, readPostgresSettings } from './postgres-settings.ts';
 import { coresBusy, evaluateTargets, type BenchResult, type CpuSeconds } from './report.ts';
 import { generateWorkload, type Chunk } from './workload.ts';
 
@@ -56,6 +57,8 @@ const stageReadyTimeoutMs = 60_000;
 /** Every 50th latency event is a probe: at 5,000 events/s, 100 probes a second. */
 const probeEvery = 50;
 const readyMessages: Record<StageName, string> = { ingest: 'ingesting', derive: 'deriving', project: 'projecting' };
+/** What a stage reports as it stops, shown in the bench's output. */
+const summaryMessages: ReadonlySet<string> = new Set(['register store']);
 
 const count = (n: number) => Math.round(n).toLocaleString('en-US');
 
@@ -113,7 +116,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     database = openDatabase({ connectionString: options.databaseUrl, schema: namespace, applicationName: 'segment-bench', maxConnections: 4 });
     await provision(nc, names, defaultProvisionConfig, logger);
     await migrate(database);
-    say(`bench: namespace ${namespace} (streams ${names.events.stream}…, Postgres schema ${namespace})`);
+    const postgresSettings = await readPostgresSettings(database);
+    say(`bench: namespace ${namespace} (streams ${names.events.stream}…, Postgres schema ${namespace}); ${describePostgresSettings(postgresSettings)}`);
 
     let started = performance.now();
     const latencyEvents = Math.ceil(options.rate * options.latencySeconds);
@@ -141,7 +145,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     ];
     const onWarning = (line: string) => say(`bench: ${line}`);
     const startedStages = await Promise.allSettled(
-      stageSpecs.map(({ name, args }) => startStage(name, { cli, args, env, readyMessage: readyMessages[name], timeoutMs: stageReadyTimeoutMs, onWarning })),
+      stageSpecs.map(({ name, args }) => startStage(name, { cli, args, env, readyMessage: readyMessages[name], timeoutMs: stageReadyTimeoutMs, onWarning, summaryMessages, onSummary: onWarning })),
     );
     for (const outcome of startedStages) if (outcome.status === 'fulfilled') stages.push(outcome.value);
     const failedStage = startedStages.find((outcome) => outcome.status === 'rejected');
@@ -234,6 +238,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     const result: Omit<BenchResult, 'targets'> = {
       namespace,
       seed,
+      postgresSettings,
       events: options.events,
       eventsPerSecond,
       endToEndSeconds,

@@ -28,6 +28,9 @@ export interface StartStageOptions {
   timeoutMs: number;
   /** Warnings and errors of the stage, one line each. */
   onWarning: (line: string) => void;
+  /** Info lines worth a line of the bench's output, by `msg` (e.g. what a stage reports as it stops). */
+  summaryMessages?: ReadonlySet<string>;
+  onSummary?: (line: string) => void;
 }
 
 const tailLines = 40;
@@ -35,6 +38,15 @@ const tailLines = 40;
 const stageNodeFlags = ['--max-semi-space-size=16'];
 /** pino's numeric level of `warn`. */
 const warnLevel = 40;
+
+/** A log line's own fields as `key value`, without pino's standard ones. */
+function describeFields(line: Record<string, unknown>): string {
+  const standard = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'name']);
+  return Object.entries(line)
+    .filter(([key]) => !standard.has(key))
+    .map(([key, value]) => `${key} ${typeof value === 'number' ? value.toLocaleString('en-US') : String(value)}`)
+    .join(', ');
+}
 
 function exitOf(child: ChildProcess): Promise<number | string | null> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode ?? child.signalCode);
@@ -62,6 +74,7 @@ export async function startStage(name: StageName, options: StartStageOptions): P
       return;
     }
     if (parsed.msg === options.readyMessage) resolveReady(parsed);
+    if (options.summaryMessages?.has(String(parsed.msg))) options.onSummary?.(`[${name}] ${String(parsed.msg)}: ${describeFields(parsed)}`);
     if (typeof parsed.level === 'number' && parsed.level >= warnLevel) {
       const err = parsed.err as { message?: string } | undefined;
       options.onWarning(`[${name}] ${String(parsed.msg)}${err?.message ? `: ${err.message}` : ''}`);

@@ -1,10 +1,13 @@
 // What a run found: one result shape, printed as a markdown table and written as JSON.
 import type { ExactnessResult } from './exactness.ts';
+import { describePostgresSettings, type PostgresSettings } from './postgres-settings.ts';
 import type { StageName } from './processes.ts';
 
 export interface BenchResult {
   namespace: string;
   seed: number;
+  /** The Postgres server's settings that move the figures (memory, checkpoints, vacuum). */
+  postgresSettings: PostgresSettings;
   events: number;
   /** Events / (pipeline caught up - first POST): sustained end to end, every stage on. */
   eventsPerSecond: number;
@@ -118,7 +121,7 @@ export function renderMarkdown(result: BenchResult): string {
     ['peak RSS ingest / derive / project', `${integer(result.rssMb.ingest)} / ${integer(result.rssMb.derive)} / ${integer(result.rssMb.project)} MB`, `<= ${integer(targetValues.peakRssMb)} MB each`, met('peakRssMb')],
   ];
   return [
-    `segment bench: ${integer(result.events)} events, seed ${result.seed}, namespace ${result.namespace}; CPU over the throughput phase, and in cores busy during the latency phase`,
+    `segment bench: ${integer(result.events)} events, seed ${result.seed}, namespace ${result.namespace}, ${describePostgresSettings(result.postgresSettings)}; CPU over the throughput phase, and in cores busy during the latency phase`,
     '',
     '| metric | value | target | met? |',
     '|---|---|---|---|',

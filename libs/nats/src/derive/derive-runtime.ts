@@ -86,6 +86,7 @@ export async function createDeriveRuntime(nc: NatsConnection, options: DeriveRun
     /** After the worker stopped: lets register journals being moved finish, then flushes and closes the publisher. */
     async close() {
       await Promise.all([...registerStores.values()].map((store) => store.settle()));
+      for (const [derivation, store] of registerStores) logger.info({ derivation, ...store.stats }, 'register store');
       await publisher.close();
     },
   };

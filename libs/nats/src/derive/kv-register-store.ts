@@ -40,6 +40,18 @@ export interface KvRegisterStoreOptions {
   journalBytes?: number;
 }
 
+/** What a register store did since it was opened (logged when the worker stops). */
+export interface RegisterStoreStats {
+  /** Registers appended to journals. */
+  journaled: number;
+  /** Journals moved to the bucket, and the registers they wrote there. */
+  moves: number;
+  moved: number;
+  /** Registers read from the bucket (cache misses the Bloom filter could not rule out), and of those, found. */
+  bucketReads: number;
+  bucketFound: number;
+}
+
 /** One partition's journal: the registers changed since they were last written to the bucket. */
 interface PartitionJournal {
   /** By encoded KV key, the register as the bucket would store it (`{seq, value}` JSON). */
@@ -89,6 +101,7 @@ export class KvRegisterStore implements RegisterStore {
   #jsm: Promise<JetStreamManager> | undefined;
   /** Counts connection interruptions: a bucket write that saw one cannot trust its fence. */
   #interruptions = 0;
+  readonly stats: RegisterStoreStats = { journaled: 0, moves: 0, moved: 0, bucketReads: 0, bucketFound: 0 };
 
   constructor(options: KvRegisterStoreOptions) {
     this.#nc = options.nc;
@@ -127,11 +140,15 @@ export class KvRegisterStore implements RegisterStore {
         ids.push(keyId(key));
       }
     }
+    this.stats.bucketReads += stored.length;
     for (let i = 0; i < stored.length; i += loadConcurrency) {
       await Promise.all(
         stored.slice(i, i + loadConcurrency).map(async (encoded, j) => {
           const entry = await this.#kv.get(encoded);
-          if (entry && entry.operation === 'PUT' && entry.length > 0) out.set(ids[i + j]!, entry.string());
+          if (entry && entry.operation === 'PUT' && entry.length > 0) {
+            out.set(ids[i + j]!, entry.string());
+            this.stats.bucketFound++;
+          }
         }),
       );
     }
@@ -175,6 +192,7 @@ export class KvRegisterStore implements RegisterStore {
     for (const { seq } of acks) journal.lastSeq = Math.max(journal.lastSeq, seq);
     for (const { encoded, body } of writes) journal.bodies.set(encoded, body);
     journal.bytes += bytes;
+    this.stats.journaled += writes.length;
     if (journal.bytes > this.#journalBytes && !journal.moving) {
       journal.moving = this.#move(partition, journal)
         .catch((error: unknown) => this.#logger.warn({ err: error, bucket: this.#bucket, partition }, 'moving a register journal to its bucket failed; the next commit tries again'))
@@ -221,6 +239,8 @@ export class KvRegisterStore implements RegisterStore {
     // A register journaled again meanwhile is in a newer message: it stays.
     for (const [encoded, body] of moved) if (journal.bodies.get(encoded) === body) journal.bodies.delete(encoded);
     journal.bytes -= bytes;
+    this.stats.moves++;
+    this.stats.moved += moved.length;
   }
 
   /** A partition's journal, replayed from the stream the first time the partition is touched. */
