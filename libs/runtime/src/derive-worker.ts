@@ -4,20 +4,9 @@ import { backOff } from './backoff.ts';
 import type { PartitionProcessor } from './partition-processor.ts';
 import type { SourceMessage } from './ports.ts';
 
-/**
- * How long a batch short of `messages` waits for more once something arrived. At low rates a
- * transaction per few events costs several times as much per event (derived messages, Postgres
- * transactions, acks); the wait trades a little latency for fewer, larger transactions.
- */
-export interface Linger {
-  ms: number;
-  messages: number;
-}
-
 /** One partition's messages as a durable consumer delivers them; acking a sequence acks all below it. */
 export interface PartitionSource {
-  /** Up to `maxMessages`; waits up to `expiresMs` for the first, then lingers (if asked) for more. */
-  fetch(maxMessages: number, expiresMs: number, linger?: Linger): Promise<SourceMessage[]>;
+  fetch(maxMessages: number, expiresMs: number): Promise<SourceMessage[]>;
   ack(seq: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -33,9 +22,6 @@ export interface PartitionDirectory {
   open(partition: number, startSeq: number): Promise<PartitionSource>;
 }
 
-/** The default linger of derivations and projectors: at 5,000 events/s, a transaction per partition per ~10 events instead of per ~1. */
-export const defaultLingerMs = 20;
-
 export interface DeriveWorkerOptions {
   directory: PartitionDirectory;
   /** This replica's ordinal and the replica count: replica k owns the partitions whose hash mod N is k. */
@@ -48,8 +34,6 @@ export interface DeriveWorkerOptions {
   batch?: { min: number; max: number };
   /** How long a fetch waits for messages when the partition is idle. */
   idleFetchMs?: number;
-  /** How long a batch short of the minimum batch size waits for more. Default 20 ms. */
-  lingerMs?: number;
   /**
    * Commit once this many messages were processed since the last commit, whatever the commit
    * interval: unacked messages are capped by the consumer (half its max_ack_pending), and the
@@ -151,7 +135,6 @@ export class DeriveWorker {
     const { logger } = this.#options;
     const { min, max } = this.#options.batch ?? { min: 100, max: 4000 };
     const idleFetchMs = this.#options.idleFetchMs ?? 250;
-    const linger: Linger = { ms: this.#options.lingerMs ?? defaultLingerMs, messages: min };
     const processor = this.#options.createProcessor(partition);
     let started = false;
     let source: PartitionSource | undefined;
@@ -173,7 +156,7 @@ export class DeriveWorker {
           logger.info({ partition, checkpoint: processor.committed }, 'partition started');
         }
         source ??= await this.#options.directory.open(partition, processor.processedThrough + 1);
-        const messages = await source.fetch(stats.batchSize, processor.commitDue ? 10 : idleFetchMs, linger);
+        const messages = await source.fetch(stats.batchSize, processor.commitDue ? 10 : idleFetchMs);
         if (messages.length > 0) {
           await this.#processWithRetries(processor, messages, partition);
           stats.events += messages.length;

@@ -3,7 +3,7 @@ import { backOff } from './backoff.ts';
 import type { Logger } from '@segment/telemetry';
 import { Combiner } from './combiner.ts';
 import { FencedError, type ProjectionPosition, type ProjectionStore, type Provenance, type SourceMessage } from './ports.ts';
-import { defaultLingerMs, type PartitionSource } from './derive-worker.ts';
+import type { PartitionSource } from './derive-worker.ts';
 
 /** A derived message: its provenance and the documents it carries. */
 export interface DerivedMessage {
@@ -24,8 +24,6 @@ export interface ProjectorOptions {
   /** Derived messages per transaction, at most (each carries up to a few thousand documents). */
   maxMessages?: number;
   idleFetchMs?: number;
-  /** How long a transaction short of `maxMessages` waits for more. Default 20 ms. */
-  lingerMs?: number;
   /**
    * While no derived message arrives, how often the projector confirms it still holds the
    * projection (an empty commit): a replaced projector learns it at its next commit, and an idle
@@ -99,15 +97,13 @@ export class Projector {
     let source: PartitionSource | undefined;
     let failures = 0;
     const leaseCheckMs = this.#options.leaseCheckMs ?? 1_000;
-    const maxMessages = this.#options.maxMessages ?? 32;
-    const linger = { ms: this.#options.lingerMs ?? defaultLingerMs, messages: maxMessages };
     let confirmedAt = Date.now();
     logger.info({ projector: this.#options.name, streamSeq: position.streamSeq }, 'projector started');
     while (this.#running) {
       let fenced: FencedError | undefined;
       try {
         source ??= await this.#options.open(position.streamSeq + 1);
-        const messages = await source.fetch(maxMessages, this.#options.idleFetchMs ?? 250, linger);
+        const messages = await source.fetch(this.#options.maxMessages ?? 32, this.#options.idleFetchMs ?? 250);
         if (messages.length === 0) {
           if (Date.now() - confirmedAt >= leaseCheckMs) {
             await this.#options.store.commit([], position);

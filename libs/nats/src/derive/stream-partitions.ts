@@ -1,7 +1,7 @@
 import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import type { Logger } from '@segment/telemetry';
-import type { Linger, PartitionDirectory, PartitionSource, SourceMessage } from '@segment/runtime';
+import type { PartitionDirectory, PartitionSource, SourceMessage } from '@segment/runtime';
 
 export interface StreamPartitionsOptions {
   stream: string;
@@ -163,10 +163,16 @@ class ConsumerSource implements PartitionSource {
     this.#arrived?.();
   }
 
-  async fetch(maxMessages: number, waitMs: number, linger?: Linger): Promise<SourceMessage[]> {
-    if (this.#buffer.length === 0 && !this.#gap) await this.#arrivals(waitMs, () => this.#buffer.length > 0);
-    if (linger && this.#buffer.length > 0 && this.#buffer.length < linger.messages && !this.#gap) {
-      await this.#arrivals(linger.ms, () => this.#buffer.length >= linger.messages);
+  async fetch(maxMessages: number, waitMs: number): Promise<SourceMessage[]> {
+    if (this.#buffer.length === 0 && !this.#gap) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, waitMs);
+        this.#arrived = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#arrived = undefined;
     }
     // Everything before the gap has been handed out: the caller reopens from what it processed.
     if (this.#buffer.length === 0 && this.#gap) throw this.#gap;
@@ -174,21 +180,6 @@ class ConsumerSource implements PartitionSource {
     this.#buffer = taken === this.#buffer ? [] : this.#buffer.slice(maxMessages);
     if (taken.length > 0) this.#ackable.push(taken.at(-1)!);
     return taken.map(sourceMessageOf);
-  }
-
-  /** Resolves once `enough()` holds after an arrival (or a gap), or after `ms`. */
-  #arrivals(ms: number, enough: () => boolean): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#arrived = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.#arrived = () => {
-        if (enough() || this.#gap) done();
-      };
-    });
   }
 
   async ack(seq: number): Promise<void> {
