@@ -52,6 +52,24 @@ test('publisher - acks carry the stream and sequences in publish order', async (
   await publisher.close();
 });
 
+test('publisher - request sends through the same window and resolves with the raw reply: a direct get and its 404', async (t) => {
+  const token = nuid.next().toLowerCase();
+  const stream = `TEST_PUBLISHER_${token.toUpperCase()}`;
+  await jsm.streams.add({ name: stream, subjects: [`test_${token}.>`], allow_direct: true });
+  t.after(async () => {
+    await jsm.streams.delete(stream);
+  });
+  const publisher = new PipelinedPublisher(nc, { maxInFlight: 8 });
+  await Promise.all(Array.from({ length: 20 }, (_, i) => publisher.publish(`test_${token}.${i}`, `value ${i}`)));
+  const replies = await Promise.all(Array.from({ length: 21 }, (_, i) => publisher.request(`$JS.API.DIRECT.GET.${stream}.test_${token}.${i}`)));
+  assert.deepEqual(
+    replies.slice(0, 20).map((reply) => new TextDecoder().decode(reply.data)),
+    Array.from({ length: 20 }, (_, i) => `value ${i}`),
+  );
+  assert.equal(replies[20]!.headers?.code, 404, 'no message: the status, not an error');
+  await publisher.close();
+});
+
 test('publisher - a repeated Nats-Msg-Id is acked as a duplicate and stores nothing new', async (t) => {
   const { stream, subject } = await withStream(t);
   const publisher = new PipelinedPublisher(nc);

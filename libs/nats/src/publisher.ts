@@ -68,7 +68,8 @@ export interface PublishManySummary {
   failed: number;
 }
 
-type Settle = (ack: PubAck | undefined, error: PublishError | undefined) => void;
+/** Settles with the server's reply, or with the error that stands for it (timeout, closure, send failure). */
+type Settle = (reply: Msg | undefined, error: PublishError | undefined) => void;
 
 /** One publish from the call until its settlement: queued for a slot, then in flight. */
 interface Pending {
@@ -142,7 +143,22 @@ export class PipelinedPublisher {
   /** Publishes one message; resolves with its PubAck, rejects with a `PublishError`. */
   publish(subject: string, payload: Uint8Array | string, options?: PublishOptions): Promise<PubAck> {
     const { promise, resolve, reject } = Promise.withResolvers<PubAck>();
-    this.#submit(subject, payload, options, (ack, error) => (error ? reject(error) : resolve(ack!)));
+    this.#submit(subject, payload, options, (reply, error) => {
+      const ack = error ?? ackOf(subject, reply!);
+      if (ack instanceof PublishError) reject(ack);
+      else resolve(ack);
+    });
+    return promise;
+  }
+
+  /**
+   * Sends any request through the same window and inbox, e.g. a JetStream direct get: resolves with
+   * the reply as the server sent it (status headers included), rejects only when there is none
+   * (timeout, closed connection). Unlike `nc.request`, it makes no timer and no error per call.
+   */
+  request(subject: string, payload: Uint8Array | string = empty): Promise<Msg> {
+    const { promise, resolve, reject } = Promise.withResolvers<Msg>();
+    this.#submit(subject, payload, undefined, (reply, error) => (error ? reject(error) : resolve(reply!)));
     return promise;
   }
 
@@ -164,7 +180,9 @@ export class PipelinedPublisher {
     let callbackError: { error: unknown } | undefined;
     const submit = (item: T) => {
       outstanding++;
-      this.#submit(item.subject, item.payload, item, (ack, error) => {
+      this.#submit(item.subject, item.payload, item, (reply, replyError) => {
+        const result = replyError ?? ackOf(item.subject, reply!);
+        const [ack, error] = result instanceof PublishError ? [undefined, result] : [result, undefined];
         if (error) summary.failed++;
         else {
           summary.acked++;
@@ -272,38 +290,10 @@ export class PipelinedPublisher {
     }
     const id = Number(msg.subject.slice(this.#prefix.length));
     const pending = this.#sent.get(id);
-    if (pending === undefined) return; // already timed out: a late ack has nobody to tell
+    if (pending === undefined) return; // already timed out: a late reply has nobody to tell
     this.#sent.delete(id);
-    const status = msg.headers?.code ?? 0;
-    if (status === 503 && msg.data.length === 0) {
-      this.#settle(pending, undefined, new PublishError('SEGMENT_PUBLISH_NO_STREAM', pending.subject, `no stream captures subject ${pending.subject} (no responders)`, { status }));
-    } else if (status >= 300) {
-      const description = msg.headers!.description;
-      this.#settle(pending, undefined, new PublishError('SEGMENT_PUBLISH_REJECTED', pending.subject, `publish to ${pending.subject} failed: ${status} ${description}`, { status, description }));
-    } else {
-      this.#settleAck(pending, msg.data);
-    }
+    this.#settle(pending, msg, undefined);
     this.#released();
-  }
-
-  #settleAck(pending: Pending, data: Uint8Array): void {
-    let body: { stream?: unknown; seq?: unknown; duplicate?: unknown; domain?: unknown; error?: { code?: number; err_code?: number; description?: string } };
-    try {
-      body = JSON.parse(decode(data));
-    } catch {
-      this.#settle(pending, undefined, new PublishError('SEGMENT_PUBLISH_REJECTED', pending.subject, `publish to ${pending.subject}: the reply is not a JetStream ack`));
-      return;
-    }
-    if (body.error) {
-      const { code: status, err_code: errCode, description = 'unknown error' } = body.error;
-      this.#settle(pending, undefined, new PublishError('SEGMENT_PUBLISH_REJECTED', pending.subject, `publish to ${pending.subject} rejected by JetStream: ${description} (${status ?? '?'}/${errCode ?? '?'})`, { status, errCode, description }));
-    } else if (typeof body.stream === 'string' && typeof body.seq === 'number') {
-      const ack: PubAck = { stream: body.stream, seq: body.seq, duplicate: body.duplicate === true };
-      if (typeof body.domain === 'string') ack.domain = body.domain;
-      this.#settle(pending, ack, undefined);
-    } else {
-      this.#settle(pending, undefined, new PublishError('SEGMENT_PUBLISH_REJECTED', pending.subject, `publish to ${pending.subject}: the reply is not a JetStream ack`));
-    }
   }
 
   /** A slot freed: hand it to the next queued publish, wake a `publishMany`, check flushes. */
@@ -336,9 +326,9 @@ export class PipelinedPublisher {
     return new Promise((resolve) => this.#slotWaiters.push(resolve));
   }
 
-  #settle(pending: Pending, ack: PubAck | undefined, error: PublishError | undefined): void {
+  #settle(pending: Pending, reply: Msg | undefined, error: PublishError | undefined): void {
     try {
-      pending.settle(ack, error);
+      pending.settle(reply, error);
     } catch {
       // A caller's onResult threw; it must not break ack matching for everyone else.
     }
@@ -392,7 +382,33 @@ export class PipelinedPublisher {
   }
 }
 
+const empty = new Uint8Array(0);
 const utf8 = new TextDecoder();
-function decode(data: Uint8Array): string {
-  return utf8.decode(data);
+
+/** The PubAck a JetStream publish was answered with, or the error it stands for. */
+function ackOf(subject: string, reply: Msg): PubAck | PublishError {
+  const status = reply.headers?.code ?? 0;
+  if (status === 503 && reply.data.length === 0) {
+    return new PublishError('SEGMENT_PUBLISH_NO_STREAM', subject, `no stream captures subject ${subject} (no responders)`, { status });
+  }
+  if (status >= 300) {
+    const description = reply.headers!.description;
+    return new PublishError('SEGMENT_PUBLISH_REJECTED', subject, `publish to ${subject} failed: ${status} ${description}`, { status, description });
+  }
+  let body: { stream?: unknown; seq?: unknown; duplicate?: unknown; domain?: unknown; error?: { code?: number; err_code?: number; description?: string } };
+  try {
+    body = JSON.parse(utf8.decode(reply.data));
+  } catch {
+    return new PublishError('SEGMENT_PUBLISH_REJECTED', subject, `publish to ${subject}: the reply is not a JetStream ack`);
+  }
+  if (body.error) {
+    const { code: errorStatus, err_code: errCode, description = 'unknown error' } = body.error;
+    return new PublishError('SEGMENT_PUBLISH_REJECTED', subject, `publish to ${subject} rejected by JetStream: ${description} (${errorStatus ?? '?'}/${errCode ?? '?'})`, { status: errorStatus, errCode, description });
+  }
+  if (typeof body.stream !== 'string' || typeof body.seq !== 'number') {
+    return new PublishError('SEGMENT_PUBLISH_REJECTED', subject, `publish to ${subject}: the reply is not a JetStream ack`);
+  }
+  const ack: PubAck = { stream: body.stream, seq: body.seq, duplicate: body.duplicate === true };
+  if (typeof body.domain === 'string') ack.domain = body.domain;
+  return ack;
 }

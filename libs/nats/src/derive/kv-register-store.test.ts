@@ -82,6 +82,17 @@ test('register store - a restart replays the journal: its registers win over old
   assert.deepEqual(loaded.get(keyId(onlyInBucket)), json(7, 4));
 });
 
+test('register store - a key deleted from the bucket reads as no register', async () => {
+  const { open, kv } = await fixture();
+  const kept = [4, 'cars', 'alice'];
+  const deleted = [4, 'cars', 'bob'];
+  await kv.put(encodeKey(kept), json(1, 5));
+  await kv.put(encodeKey(deleted), json(2, 6));
+  await kv.delete(encodeKey(deleted));
+  const loaded = await open().load([kept, deleted]);
+  assert.deepEqual([...loaded], [[keyId(kept), json(1, 5)]]);
+});
+
 test('register store - past its size, a journal moves to the bucket and is purged; the registers stay readable', async () => {
   const { open, journalMessages, inBucket } = await fixture(4_000);
   const store = open();

@@ -8,10 +8,9 @@ import { encodeKey, encodeKeyToken } from '../kv-keys.ts';
 import type { PipelinedPublisher } from '../publisher.ts';
 import { readStreamPages } from '../read-stream.ts';
 
-/** Reads this many registers at a time: direct gets are request/reply, so overlap them. */
-const loadConcurrency = 256;
 /** Registers larger than this are written with an ack each; the fence below never has to vouch for a size rejection. */
 const unackedMaxBytes = 64 * 1024;
+const decoder = new TextDecoder();
 /** A key of the bucket no register has (registers' keys start with a partition token). */
 const fenceKey = '_fence';
 /** A journal message stays below the 1 MiB message limit, with room for the protocol. */
@@ -91,6 +90,8 @@ export class KvRegisterStore implements RegisterStore {
   readonly #nc: NatsConnection;
   readonly #kv: KV;
   readonly #bucket: string;
+  /** The direct-get subject prefix of the bucket's keys: last message of `$KV.<bucket>.<key>`. */
+  readonly #directGet: string;
   readonly #publisher: PipelinedPublisher;
   readonly #logger: Logger;
   readonly #journal: KvRegisterStoreOptions['journal'];
@@ -107,6 +108,7 @@ export class KvRegisterStore implements RegisterStore {
     this.#nc = options.nc;
     this.#kv = options.kv;
     this.#bucket = options.bucket;
+    this.#directGet = `$JS.API.DIRECT.GET.KV_${options.bucket}.$KV.${options.bucket}.`;
     this.#publisher = options.publisher;
     this.#logger = options.logger;
     this.#journal = options.journal;
@@ -141,17 +143,18 @@ export class KvRegisterStore implements RegisterStore {
       }
     }
     this.stats.bucketReads += stored.length;
-    for (let i = 0; i < stored.length; i += loadConcurrency) {
-      await Promise.all(
-        stored.slice(i, i + loadConcurrency).map(async (encoded, j) => {
-          const entry = await this.#kv.get(encoded);
-          if (entry && entry.operation === 'PUT' && entry.length > 0) {
-            out.set(ids[i + j]!, entry.string());
-            this.stats.bucketFound++;
-          }
-        }),
-      );
-    }
+    // Direct gets through the publisher's window and inbox: `kv.get` made a timer and two errors
+    // (stack traces) per call, ~40 µs of the worker's CPU a read at 10M events.
+    const replies = await Promise.all(stored.map((encoded) => this.#publisher.request(`${this.#directGet}${encoded}`)));
+    replies.forEach((reply, i) => {
+      const status = reply.headers?.code ?? 0;
+      if (status === 404) return;
+      if (status !== 0 && status !== 200) throw new Error(`reading register ${stored[i]} from bucket ${this.#bucket} failed: ${status} ${reply.headers?.description ?? ''}`);
+      // A deleted or purged key reads back as its marker: no register.
+      if (reply.headers?.get('KV-Operation') || reply.data.length === 0) return;
+      out.set(ids[i]!, decoder.decode(reply.data));
+      this.stats.bucketFound++;
+    });
     return out;
   }
 
@@ -256,7 +259,6 @@ export class KvRegisterStore implements RegisterStore {
 
   async #replay(partition: string): Promise<PartitionJournal> {
     const journal: PartitionJournal = { bodies: new Map(), bytes: 0, lastSeq: 0, moving: undefined };
-    const decoder = new TextDecoder();
     for await (const page of readStreamPages(this.#nc, this.#journal.stream, replayPageSize, this.#journal.subject(partition))) {
       for (const message of page) {
         const text = decoder.decode(message.data);
