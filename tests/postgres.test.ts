@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import { FencedError } from '@segment/runtime';
-import { PostgresProjectionStore, membershipsProjection, migrate, readCollection, reportingRole, segmentMembers, togglesProjection, userProfile } from '@segment/postgres';
+import { PostgresProjectionStore, analyzeStaleTables, membershipsProjection, migrate, readCollection, reportingRole, segmentMembers, togglesProjection, userProfile } from '@segment/postgres';
 import { reductionOf } from '@segment/reduce';
 import { replay } from '@segment/segment';
 import type { Membership } from '@segment/model';
@@ -118,4 +118,22 @@ test('postgres - any text survives the bulk path: tabs, newlines, backslashes, q
   const stored = await database.db.selectFrom('segment_memberships').select(['user', 'segment_name', 'value', 'document']).orderBy('vendor').execute();
   assert.deepEqual(stored.map((r) => r.document), memberships);
   assert.deepEqual(stored.map((r) => [r.user, r.segment_name, r.value]), memberships.map((m) => [m.user, m.segment.name, m.value]));
+});
+
+test('postgres - tables changed since their last analyze are analyzed (autovacuum may be off), then left alone', async (t) => {
+  const { database, cleanup } = await testDatabase(randomNamespace('pg'));
+  t.after(cleanup);
+  const s = sql.id(database.schema);
+  await sql`INSERT INTO ${s}.segment_memberships (vendor, segment_name, "user", last, member, last_at, document)
+            SELECT 1, 'seg', 'user-' || i, 't', true, now(), '{}' FROM generate_series(1, 5000) i`.execute(database.db);
+  const reltuples = async () => (await sql<{ n: number }>`SELECT reltuples::float8 AS n FROM pg_class WHERE oid = ${`${database.schema}.segment_memberships`}::regclass`.execute(database.db)).rows[0]!.n;
+  // Postgres publishes its change counters shortly after a transaction ends: wait until they show.
+  let analyzed: string[] = [];
+  for (let i = 0; i < 50 && !analyzed.includes('segment_memberships'); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    analyzed = await analyzeStaleTables(database);
+  }
+  assert.ok(analyzed.includes('segment_memberships'), `analyzed: ${analyzed.join(', ')}`);
+  assert.equal(await reltuples(), 5000);
+  assert.ok(!(await analyzeStaleTables(database)).includes('segment_memberships'), 'nothing changed since');
 });

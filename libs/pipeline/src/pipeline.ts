@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createDeriveRuntime, defaultProvisionConfig, provision, type Names, type ProvisionConfig } from '@segment/nats';
-import { migrate, type SegmentDatabase } from '@segment/postgres';
+import { analyzeStaleTables, migrate, type SegmentDatabase } from '@segment/postgres';
 import type { CommitPolicy, DeriveWorker, Projector } from '@segment/runtime';
 import { membershipsDerivation, profilesDerivation, togglesDerivation, type Derivation } from '@segment/segment';
 import type { Logger } from '@segment/telemetry';
@@ -60,6 +60,7 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
   }
   const projectors = database ? await createProjectors(nc, database, names, logger.child({ stage: 'project' })) : [];
   await Promise.all(projectors.map((p) => p.start()));
+  const statistics = database && projectors.length > 0 ? keepStatisticsFresh(database, logger.child({ stage: 'project' })) : undefined;
   return {
     worker,
     projectors,
@@ -68,6 +69,30 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
       await worker?.stop();
       await closeDerive?.();
       await Promise.all(projectors.map((p) => p.stop()));
+      await statistics?.stop();
+    },
+  };
+}
+
+/** How often the projectors look for tables whose planner statistics are stale. */
+const statisticsIntervalMs = 30_000;
+
+/** Analyzes the projected tables while they grow (see analyzeStaleTables), one check at a time. */
+function keepStatisticsFresh(database: SegmentDatabase, logger: Logger): { stop(): Promise<void> } {
+  let running: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    running ??= analyzeStaleTables(database)
+      .then(
+        (tables) => (tables.length > 0 ? logger.debug({ tables }, 'analyzed') : undefined),
+        (error: unknown) => logger.warn({ err: error }, 'analyzing the projected tables failed; trying again later'),
+      )
+      .finally(() => (running = undefined));
+  }, statisticsIntervalMs);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
     },
   };
 }
