@@ -6,6 +6,7 @@ import type { Logger } from '@segment/telemetry';
 import { BloomFilter, keyId, type RegisterStore } from '@segment/runtime';
 import { encodeKey, encodeKeyToken } from '../kv-keys.ts';
 import type { PipelinedPublisher } from '../publisher.ts';
+import { kvStreamPrefix } from '../provision.ts';
 import { readStreamPages } from '../read-stream.ts';
 
 /** Registers larger than this are written with an ack each; the fence below never has to vouch for a size rejection. */
@@ -90,7 +91,9 @@ export class KvRegisterStore implements RegisterStore {
   readonly #nc: NatsConnection;
   readonly #kv: KV;
   readonly #bucket: string;
-  /** The direct-get subject prefix of the bucket's keys: last message of `$KV.<bucket>.<key>`. */
+  /** `$KV.<bucket>.`: a key's subject is this and the encoded key. */
+  readonly #keySubject: string;
+  /** The direct-get subject prefix of the bucket's keys: the last message of a key's subject. */
   readonly #directGet: string;
   readonly #publisher: PipelinedPublisher;
   readonly #logger: Logger;
@@ -108,7 +111,8 @@ export class KvRegisterStore implements RegisterStore {
     this.#nc = options.nc;
     this.#kv = options.kv;
     this.#bucket = options.bucket;
-    this.#directGet = `$JS.API.DIRECT.GET.KV_${options.bucket}.$KV.${options.bucket}.`;
+    this.#keySubject = `$KV.${options.bucket}.`;
+    this.#directGet = `$JS.API.DIRECT.GET.${kvStreamPrefix}${options.bucket}.${this.#keySubject}`;
     this.#publisher = options.publisher;
     this.#logger = options.logger;
     this.#journal = options.journal;
@@ -219,15 +223,15 @@ export class KvRegisterStore implements RegisterStore {
       for (let i = 0; i < moved.length; i += moveSliceSize) {
         if (i > 0) await nextTurn();
         for (const [encoded, body] of moved.slice(i, i + moveSliceSize)) {
-          const subject = `$KV.${this.#bucket}.${encoded}`;
+          const subject = this.#keySubject + encoded;
           if (body.length > unackedMaxBytes) acked.push(this.#publisher.publish(subject, body));
           else this.#nc.publish(subject, body);
         }
       }
-      acked.push(this.#publisher.publish(`$KV.${this.#bucket}.${fenceKey}`, ''));
+      acked.push(this.#publisher.publish(this.#keySubject + fenceKey, ''));
       await Promise.all(acked);
       if (this.#interruptions !== interruptions) {
-        acked.push(...moved.map(([encoded, body]) => this.#publisher.publish(`$KV.${this.#bucket}.${encoded}`, body)));
+        acked.push(...moved.map(([encoded, body]) => this.#publisher.publish(this.#keySubject + encoded, body)));
         await Promise.all(acked);
       }
     } catch (error) {
