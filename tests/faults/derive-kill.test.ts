@@ -18,14 +18,11 @@ import {
   connectNats,
   defaultProvisionConfig,
   encodeKey,
-  encodeKeyToken,
   deriveProgress,
   headers,
   namesFor,
-  pageKeyOf,
   parseNdjson,
   provision,
-  registerInPage,
   type Names,
 } from '@segment/nats';
 import { replay, shuffleKeyValues, togglesDerivation, type Derivation } from '@segment/segment';
@@ -144,9 +141,8 @@ async function diagnoseToggles(nc: NatsConnection, names: Names, events: readonl
     }
     if (!got.has(id)) lines.push('  published: nothing');
     lines.push(`  the key's events: ${history.map(({ seq, event: e }) => `${seq}:${e.remove ? 'remove' : 'add'}`).join(' ')}`);
-    const page = await registers.get(pageKeyOf(encodeKeyToken(key[0]!), encodeKey(key)));
-    const register = page && registerInPage(page.string(), encodeKey(key));
-    lines.push(`  register in the bucket now (a newer one may be in the journal): ${register ? `${register} (page ${page.key} revision ${page.revision}, ${page.created.toISOString()})` : 'none'}`);
+    const register = await registers.get(encodeKey(key));
+    lines.push(`  register in the bucket now (a newer one may be in the journal): ${register ? `${register.string()} (revision ${register.revision}, ${register.created.toISOString()})` : 'none'}`);
   }
   return lines.join('\n');
 }

@@ -51,7 +51,7 @@ export async function createDeriveRuntime(nc: NatsConnection, options: DeriveRun
   for (const derivation of derivations.filter((d) => d.register)) {
     const bucket = bucketOf(names, derivation);
     const journal = { stream: names.registerJournal.stream, subject: (partition: string) => names.registerJournal.subject(bucket, partition) };
-    registerStores.set(derivation.name, new KvRegisterStore({ nc, bucket, publisher, logger, journal, journalBytes: options.registerJournalBytes }));
+    registerStores.set(derivation.name, new KvRegisterStore({ nc, kv: await kvm.open(bucket), bucket, publisher, logger, journal, journalBytes: options.registerJournalBytes }));
   }
   const output = new StreamOutputSink(names, publisher);
   const deadLetters = new StreamDeadLetterSink(names, publisher);

@@ -1,5 +1,5 @@
 export { createDeriveRuntime, type DeriveRuntimeOptions } from './derive-runtime.ts';
-export { KvRegisterStore, pageKeyOf, registerInPage } from './kv-register-store.ts';
+export { KvRegisterStore } from './kv-register-store.ts';
 export { KvCheckpointStore } from './kv-checkpoint-store.ts';
 export { StreamOutputSink, StreamDeadLetterSink, toNdjson, maxOutputBytes, parseNdjson, decodeDerivedMessage } from './stream-output-sink.ts';
 export { StreamPartitions, openDurableSource, type DurableSourceOptions } from './stream-partitions.ts';

@@ -7,11 +7,11 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { pino } from 'pino';
 import { keyId, type StoredRegister } from '@segment/runtime';
-import { encodeKey, encodeKeyToken } from '../kv-keys.ts';
+import { encodeKey } from '../kv-keys.ts';
 import { namesFor, type Names } from '../names.ts';
 import { defaultProvisionConfig, deprovision, provision } from '../provision.ts';
 import { PipelinedPublisher } from '../publisher.ts';
-import { KvRegisterStore, pageKeyOf, registerInPage } from './kv-register-store.ts';
+import { KvRegisterStore } from './kv-register-store.ts';
 
 const url = process.env.SEGMENT_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 let nc: NatsConnection;
@@ -38,19 +38,13 @@ async function fixture(journalBytes?: number) {
   const bucket = names.buckets.toggleRegisters;
   const kv = await new Kvm(nc).open(bucket);
   const journal = { stream: names.registerJournal.stream, subject: (partition: string) => names.registerJournal.subject(bucket, partition) };
-  const open = () => new KvRegisterStore({ nc, bucket, publisher, logger: pino({ level: 'silent' }), journal, journalBytes });
+  const open = () => new KvRegisterStore({ nc, kv, bucket, publisher, logger: pino({ level: 'silent' }), journal, journalBytes });
   const journalMessages = async (partition: string) => {
     const info = await (await jetstreamManager(nc)).streams.info(journal.stream, { subjects_filter: journal.subject(partition) });
     return info.state.subjects?.[journal.subject(partition)] ?? 0;
   };
-  const pageOf = (key: (string | number)[]) => pageKeyOf(encodeKeyToken(key[0]!), encodeKey(key));
-  const inBucket = async (key: (string | number)[]) => {
-    const found = registerInPage((await kv.get(pageOf(key)))?.string() ?? '', encodeKey(key));
-    return found === undefined ? undefined : (JSON.parse(found) as Register);
-  };
-  /** Writes registers to the bucket's pages as an earlier move would have (each key's page holds only it). */
-  const putInBucket = async (key: (string | number)[], registerJson: string) => kv.put(pageOf(key), `${encodeKey(key)} ${registerJson}\n`);
-  return { open, journalMessages, inBucket, putInBucket, pageOf, kv };
+  const inBucket = async (key: (string | number)[]) => (await kv.get(encodeKey(key)))?.json<Register>();
+  return { open, journalMessages, inBucket, kv };
 }
 
 const register = (n: number, seq: number): Register => ({ value: { n }, seq });
@@ -75,12 +69,12 @@ test('register store - a commit is journaled, read back from the journal, and no
 });
 
 test('register store - a restart replays the journal: its registers win over older ones in the bucket', async () => {
-  const { open, journalMessages, putInBucket } = await fixture();
+  const { open, journalMessages, kv } = await fixture();
   const key = [8, 'planes', 'alice'];
   const onlyInBucket = [8, 'planes', 'bob'];
   // As an earlier emptying of the journal left them.
-  await putInBucket(key, json(1, 5));
-  await putInBucket(onlyInBucket, json(7, 4));
+  await kv.put(encodeKey(key), json(1, 5));
+  await kv.put(encodeKey(onlyInBucket), json(7, 4));
   await open().save([{ key, json: json(2, 6) }]);
   assert.equal(await journalMessages('8'), 1);
   const loaded = await open().load([key, onlyInBucket]);
@@ -88,14 +82,13 @@ test('register store - a restart replays the journal: its registers win over old
   assert.deepEqual(loaded.get(keyId(onlyInBucket)), json(7, 4));
 });
 
-test('register store - a page deleted from the bucket reads as no registers', async () => {
-  const { open, kv, putInBucket, pageOf } = await fixture();
+test('register store - a key deleted from the bucket reads as no register', async () => {
+  const { open, kv } = await fixture();
   const kept = [4, 'cars', 'alice'];
   const deleted = [4, 'cars', 'bob'];
-  assert.notEqual(pageOf(kept), pageOf(deleted));
-  await putInBucket(kept, json(1, 5));
-  await putInBucket(deleted, json(2, 6));
-  await kv.delete(pageOf(deleted));
+  await kv.put(encodeKey(kept), json(1, 5));
+  await kv.put(encodeKey(deleted), json(2, 6));
+  await kv.delete(encodeKey(deleted));
   const loaded = await open().load([kept, deleted]);
   assert.deepEqual([...loaded], [[keyId(kept), json(1, 5)]]);
 });
@@ -127,30 +120,4 @@ test('register store - a commit larger than a message is journaled as several, a
   const loaded = await open().load(keys);
   assert.equal(loaded.size, 1_200);
   assert.deepEqual(loaded.get(keyId(keys[1_199]!)), json(1_199, 1_200));
-});
-
-test('register store - a later move merges into the pages an earlier one wrote, keeping their other registers', async () => {
-  const { open, inBucket } = await fixture(2_000);
-  const store = open();
-  const keys = Array.from({ length: 5_000 }, (_, i) => [6, 'bikes', `user-${i}`]);
-  await store.save(keys.map((key, i) => ({ key, json: json(i, i + 1) })));
-  await store.settle();
-  // More keys than pages: pages hold several registers, and this move rewrites some of them.
-  const changed = keys.filter((_, i) => i % 7 === 0);
-  await store.save(changed.map((key, i) => ({ key, json: json(-i, 10_000 + i) })));
-  await store.settle();
-  assert.equal(store.stats.moves, 2);
-  assert.ok(store.stats.pagesWritten < store.stats.moved, `registers share pages (${store.stats.pagesWritten} pages for ${store.stats.moved} registers)`);
-  assert.deepEqual(await inBucket(keys[1]!), register(1, 2));
-  assert.deepEqual(await inBucket(keys[7]!), register(-1, 10_001));
-  const loaded = await open().load(keys);
-  assert.equal(loaded.size, 5_000);
-  keys.forEach((key, i) => assert.equal(loaded.get(keyId(key)), i % 7 === 0 ? json(-i / 7, 10_000 + i / 7) : json(i, i + 1)));
-});
-
-test('register store - a key is found in a page only at the start of a line', () => {
-  const page = `6.a.x {"user":"6.a.y z"}\n6.a.y {"n":1}\n`;
-  assert.equal(registerInPage(page, '6.a.y'), '{"n":1}');
-  assert.equal(registerInPage(page, '6.a.x'), '{"user":"6.a.y z"}');
-  assert.equal(registerInPage(page, '6.a'), undefined);
 });

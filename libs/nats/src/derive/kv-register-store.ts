@@ -1,4 +1,5 @@
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from '@segment/telemetry';
@@ -8,14 +9,8 @@ import type { PipelinedPublisher } from '../publisher.ts';
 import { kvStreamPrefix } from '../provision.ts';
 import { readStreamPages } from '../read-stream.ts';
 
-/** Pages larger than this are written with an ack each; the fence below never has to vouch for a size rejection. */
+/** Registers larger than this are written with an ack each; the fence below never has to vouch for a size rejection. */
 const unackedMaxBytes = 64 * 1024;
-/**
- * A partition's registers are spread over this many pages (KV keys `<partition>.<page>`), by a hash
- * of their key: part of what is stored, never to change. At 10M events a page holds ~90 registers
- * (~24 KB); a page may grow to the 1 MB message limit, ~15M registers per partition.
- */
-const pagesPerPartition = 4096;
 const decoder = new TextDecoder();
 /** A key of the bucket no register has (registers' keys start with a partition token). */
 const fenceKey = '_fence';
@@ -24,14 +19,14 @@ const journalMessageBytes = 1_000_000;
 /** Journal messages read at a time when a partition's journal is replayed. */
 const replayPageSize = 64;
 /**
- * Pages read, merged and written per turn of the event loop while a journal is moved: writing a
- * whole move at once queued every transaction's messages behind it on the connection (p99 latency
- * 409 ms at 5,000/s).
+ * Registers sent to the bucket per turn of the event loop while a journal is moved: 60,000 at once
+ * queued every transaction's messages behind them on the connection (p99 latency 409 ms at 5,000/s).
  */
-const moveSlicePages = 16;
+const moveSliceSize = 1_000;
 
 export interface KvRegisterStoreOptions {
   nc: NatsConnection;
+  kv: KV;
   bucket: string;
   publisher: PipelinedPublisher;
   logger: Logger;
@@ -49,10 +44,9 @@ export interface KvRegisterStoreOptions {
 export interface RegisterStoreStats {
   /** Registers appended to journals. */
   journaled: number;
-  /** Journals moved to the bucket, the registers they wrote there, and the pages they rewrote. */
+  /** Journals moved to the bucket, and the registers they wrote there. */
   moves: number;
   moved: number;
-  pagesWritten: number;
   /** Registers read from the bucket (cache misses the Bloom filter could not rule out), and of those, found. */
   bucketReads: number;
   bucketFound: number;
@@ -71,35 +65,31 @@ interface PartitionJournal {
 }
 
 /**
- * Registers of one derivation: a journal stream in front of a KV bucket of pages.
+ * Registers of one derivation: a journal stream in front of a KV bucket.
  *
  * A commit appends its changed registers to the partition's journal, a few large messages
  * (newline-separated `<key> <register JSON>`), instead of one KV write per register: a KV write
  * cost the server ~13 µs and the worker ~8 µs per event in the 1M-event bench, ~23% of the
  * throughput. The registers of a journal are kept (as their JSON) until its size passes
- * `journalBytes`; then, in the background and a slice at a time, they are merged into the bucket's
- * pages and the journal messages they came from are purged, so a register changed many times
- * meanwhile is written once. Commits go on meanwhile, into newer journal messages that the purge
- * leaves. A restart replays what the journal holds before reading the partition: a crash before the
- * purge replays registers the bucket also has, never older ones than it has.
+ * `journalBytes`; then, in the background and a slice at a time, they are written to the bucket
+ * and the journal messages they came from are purged, so a register changed many times meanwhile
+ * is written once. Commits go on meanwhile, into newer journal messages that the purge leaves. A
+ * restart replays what the journal holds before reading the partition: a crash before the purge
+ * replays registers the bucket also has, never older ones than it has.
  *
- * The bucket holds pages, each the registers of its keys in the journal's line format, not a key
- * per register: nats-server 2.9 spent 10–15 µs on a new key in a bucket of millions and ~56 µs on
- * rewriting an old one (it looks the old message up in its block), while a 24 KB page of ~90
- * registers costs it 60–85 µs. A move reads each page it changes, merges and writes it back.
- *
- * Most keys a partition meets are new, and a read of a missing key costs a round trip (it capped
- * derivations at ~12K events/s), so the first read of a partition lists the keys its pages hold
- * into a Bloom filter, and later reads fetch only pages that may hold the key: fixed memory
- * whatever the keyspace. Keys group into partitions by their first component (the vendor), whose
- * only writer is this process. Page writes go without an ack each, then one acked write to the same
- * bucket (the fence): the server stores one connection's messages to one stream in order, so the
- * fence's ack says every page before it was stored. Messages in flight when a connection drops are
- * lost while the fence, sent after the reconnect, would still be acked; so a move during which the
- * connection dropped fails, keeps its journal and is made again.
+ * The bucket: most keys a partition meets are new, and a get of a missing key costs a round trip
+ * (it capped derivations at ~12K events/s), so the first read of a partition lists the keys it has
+ * (headers only, streamed) into a Bloom filter, and later reads fetch only keys that may exist:
+ * fixed memory whatever the keyspace. Keys group into partitions by their first component (the
+ * vendor), whose only writer is this process. Bucket writes go without an ack each, then one acked
+ * write to the same bucket (the fence): the server stores one connection's messages to one stream
+ * in order, so the fence's ack says every register before it was stored. Messages in flight when a
+ * connection drops are lost while the fence, sent after the reconnect, would still be acked; so a
+ * write during which the connection dropped is made again, acked one by one.
  */
 export class KvRegisterStore implements RegisterStore {
   readonly #nc: NatsConnection;
+  readonly #kv: KV;
   readonly #bucket: string;
   /** `$KV.<bucket>.`: a key's subject is this and the encoded key. */
   readonly #keySubject: string;
@@ -115,10 +105,11 @@ export class KvRegisterStore implements RegisterStore {
   #jsm: Promise<JetStreamManager> | undefined;
   /** Counts connection interruptions: a bucket write that saw one cannot trust its fence. */
   #interruptions = 0;
-  readonly stats: RegisterStoreStats = { journaled: 0, moves: 0, moved: 0, pagesWritten: 0, bucketReads: 0, bucketFound: 0 };
+  readonly stats: RegisterStoreStats = { journaled: 0, moves: 0, moved: 0, bucketReads: 0, bucketFound: 0 };
 
   constructor(options: KvRegisterStoreOptions) {
     this.#nc = options.nc;
+    this.#kv = options.kv;
     this.#bucket = options.bucket;
     this.#keySubject = `$KV.${options.bucket}.`;
     this.#directGet = `$JS.API.DIRECT.GET.${kvStreamPrefix}${options.bucket}.${this.#keySubject}`;
@@ -135,8 +126,8 @@ export class KvRegisterStore implements RegisterStore {
 
   async load(keys: readonly (readonly (string | number)[])[]): Promise<Map<string, string>> {
     const out = new Map<string, string>();
-    const stored: { id: string; encoded: string; page: Promise<string | undefined> }[] = [];
-    const pages = new Map<string, Promise<string | undefined>>();
+    const stored: string[] = [];
+    const ids: string[] = [];
     let partition: string | undefined;
     let journal: PartitionJournal | undefined;
     let known: BloomFilter | undefined;
@@ -151,19 +142,23 @@ export class KvRegisterStore implements RegisterStore {
       const journaled = journal!.bodies.get(encoded);
       if (journaled !== undefined) out.set(keyId(key), journaled);
       else if (known!.has(encoded)) {
-        const pageKey = pageKeyOf(token, encoded);
-        let page = pages.get(pageKey);
-        if (!page) pages.set(pageKey, (page = this.#readPage(pageKey)));
-        stored.push({ id: keyId(key), encoded, page });
+        stored.push(encoded);
+        ids.push(keyId(key));
       }
     }
     this.stats.bucketReads += stored.length;
-    for (const { id, encoded, page } of stored) {
-      const register = registerInPage((await page) ?? '', encoded);
-      if (register === undefined) continue;
-      out.set(id, register);
+    // Direct gets through the publisher's window and inbox: `kv.get` made a timer and two errors
+    // (stack traces) per call, ~40 µs of the worker's CPU a read at 10M events.
+    const replies = await Promise.all(stored.map((encoded) => this.#publisher.request(`${this.#directGet}${encoded}`)));
+    replies.forEach((reply, i) => {
+      const status = reply.headers?.code ?? 0;
+      if (status === 404) return;
+      if (status !== 0 && status !== 200) throw new Error(`reading register ${stored[i]} from bucket ${this.#bucket} failed: ${status} ${reply.headers?.description ?? ''}`);
+      // A deleted or purged key reads back as its marker: no register.
+      if (reply.headers?.get('KV-Operation') || reply.data.length === 0) return;
+      out.set(ids[i]!, decoder.decode(reply.data));
       this.stats.bucketFound++;
-    }
+    });
     return out;
   }
 
@@ -217,40 +212,31 @@ export class KvRegisterStore implements RegisterStore {
     for (const journal of this.#journals.values()) await (await journal.catch(() => undefined))?.moving;
   }
 
-  /** Merges the registers a partition's journal holds now into the bucket's pages, then purges the messages they came from. */
+  /** Writes the registers a partition's journal holds now to the bucket, then purges the messages they came from. */
   async #move(partition: string, journal: PartitionJournal): Promise<void> {
     const moved = [...journal.bodies];
     const through = journal.lastSeq;
     const bytes = journal.bytes;
     const interruptions = this.#interruptions;
-    const byPage = new Map<string, Map<string, string>>();
-    for (const [encoded, body] of moved) {
-      const pageKey = pageKeyOf(partition, encoded);
-      let changes = byPage.get(pageKey);
-      if (!changes) byPage.set(pageKey, (changes = new Map()));
-      changes.set(encoded, body);
-    }
-    const pages = [...byPage];
     const acked: Promise<unknown>[] = [];
     try {
-      for (let i = 0; i < pages.length; i += moveSlicePages) {
-        const slice = pages.slice(i, i + moveSlicePages);
-        const current = await Promise.all(slice.map(([pageKey]) => this.#readPage(pageKey)));
-        slice.forEach(([pageKey, changes], j) => {
-          const page = mergePage(current[j] ?? '', changes);
-          const pageBytes = Buffer.byteLength(page);
-          if (pageBytes > journalMessageBytes) throw new Error(`page ${pageKey} of bucket ${this.#bucket} would take ${pageBytes} bytes, over the ${journalMessageBytes}-byte message limit: the partition holds more registers than ${pagesPerPartition} pages can`);
-          const subject = this.#keySubject + pageKey;
-          if (pageBytes > unackedMaxBytes) acked.push(this.#publisher.publish(subject, page));
-          else this.#nc.publish(subject, page);
-        });
+      for (let i = 0; i < moved.length; i += moveSliceSize) {
+        if (i > 0) await nextTurn();
+        for (const [encoded, body] of moved.slice(i, i + moveSliceSize)) {
+          const subject = this.#keySubject + encoded;
+          if (body.length > unackedMaxBytes) acked.push(this.#publisher.publish(subject, body));
+          else this.#nc.publish(subject, body);
+        }
       }
       acked.push(this.#publisher.publish(this.#keySubject + fenceKey, ''));
       await Promise.all(acked);
-      if (this.#interruptions !== interruptions) throw new Error('the connection was interrupted while pages were written: some may be lost, so the move is made again');
+      if (this.#interruptions !== interruptions) {
+        acked.push(...moved.map(([encoded, body]) => this.#publisher.publish(this.#keySubject + encoded, body)));
+        await Promise.all(acked);
+      }
     } catch (error) {
       // Writes of this move still queued in the publisher would land after the next move's direct
-      // writes and put older pages over newer ones: the next move starts only once they settled.
+      // writes and put older registers over newer ones: the next move starts only once they settled.
       await Promise.allSettled(acked);
       throw error;
     }
@@ -262,20 +248,6 @@ export class KvRegisterStore implements RegisterStore {
     journal.bytes -= bytes;
     this.stats.moves++;
     this.stats.moved += moved.length;
-    this.stats.pagesWritten += pages.length;
-  }
-
-  /** A page's text as the bucket holds it now; undefined when it has none. */
-  async #readPage(pageKey: string): Promise<string | undefined> {
-    // Direct gets through the publisher's window and inbox: `kv.get` made a timer and two errors
-    // (stack traces) per call, ~40 µs of the worker's CPU a read at 10M events.
-    const reply = await this.#publisher.request(this.#directGet + pageKey);
-    const status = reply.headers?.code ?? 0;
-    if (status === 404) return undefined;
-    if (status !== 0 && status !== 200) throw new Error(`reading page ${pageKey} of bucket ${this.#bucket} failed: ${status} ${reply.headers?.description ?? ''}`);
-    // A deleted or purged key reads back as its marker: no page.
-    if (reply.headers?.get('KV-Operation') || reply.data.length === 0) return undefined;
-    return decoder.decode(reply.data);
   }
 
   /** A partition's journal, replayed from the stream the first time the partition is touched. */
@@ -293,7 +265,13 @@ export class KvRegisterStore implements RegisterStore {
     const journal: PartitionJournal = { bodies: new Map(), bytes: 0, lastSeq: 0, moving: undefined };
     for await (const page of readStreamPages(this.#nc, this.#journal.stream, replayPageSize, this.#journal.subject(partition))) {
       for (const message of page) {
-        forEachLine(decoder.decode(message.data), (key, body) => journal.bodies.set(key, body));
+        const text = decoder.decode(message.data);
+        for (let start = 0; start < text.length; ) {
+          const space = text.indexOf(' ', start);
+          const end = text.indexOf('\n', space);
+          journal.bodies.set(text.slice(start, space), text.slice(space + 1, end));
+          start = end + 1;
+        }
         journal.bytes += message.data.length;
         journal.lastSeq = message.seq;
       }
@@ -301,18 +279,12 @@ export class KvRegisterStore implements RegisterStore {
     return journal;
   }
 
-  /** The keys a partition's pages hold, read once: every page, as a stream of their last versions. */
   #knownKeys(partition: string): Promise<BloomFilter> {
     let known = this.#known.get(partition);
     if (!known) {
       known = (async () => {
         const filter = new BloomFilter();
-        for await (const messages of readStreamPages(this.#nc, kvStreamPrefix + this.#bucket, replayPageSize, `${this.#keySubject}${partition}.>`)) {
-          for (const message of messages) {
-            if (message.headers?.get('KV-Operation')) continue;
-            forEachLine(decoder.decode(message.data), (key) => filter.add(key));
-          }
-        }
+        for await (const key of await this.#kv.keys(`${partition}.>`)) filter.add(key);
         return filter;
       })();
       this.#known.set(partition, known);
@@ -324,47 +296,4 @@ export class KvRegisterStore implements RegisterStore {
   #manager(): Promise<JetStreamManager> {
     return (this.#jsm ??= jetstreamManager(this.#nc));
   }
-}
-
-/** The KV key of the page that holds an encoded register key of a partition: FNV-1a of the key, modulo the pages. */
-export function pageKeyOf(partition: string, encoded: string): string {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < encoded.length; i++) hash = Math.imul(hash ^ encoded.charCodeAt(i), 0x01000193);
-  return `${partition}.${(hash >>> 0) % pagesPerPartition}`;
-}
-
-/** A register's JSON in a page (or journal message), found by its encoded key; undefined when absent. */
-export function registerInPage(page: string, encoded: string): string | undefined {
-  const prefix = `${encoded} `;
-  // Keys hold no spaces and JSON no raw newlines: a match at a line's start is the key's line.
-  for (let at = page.indexOf(prefix); at !== -1; at = page.indexOf(prefix, at + 1)) {
-    if (at === 0 || page.charCodeAt(at - 1) === 0x0a) return page.slice(at + prefix.length, page.indexOf('\n', at));
-  }
-  return undefined;
-}
-
-/** Visits the `<key> <register JSON>` lines of a page or journal message. */
-function forEachLine(text: string, visit: (key: string, body: string) => void): void {
-  for (let start = 0; start < text.length; ) {
-    const space = text.indexOf(' ', start);
-    const end = text.indexOf('\n', space);
-    visit(text.slice(start, space), text.slice(space + 1, end));
-    start = end + 1;
-  }
-}
-
-/** A page with `changes` (register JSON by encoded key) put over its lines. */
-function mergePage(page: string, changes: ReadonlyMap<string, string>): string {
-  let merged = '';
-  const pending = new Map(changes);
-  forEachLine(page, (key, body) => {
-    const change = pending.get(key);
-    if (change === undefined) merged += `${key} ${body}\n`;
-    else {
-      merged += `${key} ${change}\n`;
-      pending.delete(key);
-    }
-  });
-  for (const [key, body] of pending) merged += `${key} ${body}\n`;
-  return merged;
 }
