@@ -3,12 +3,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, connect as tcpConnect } from 'node:net';
+import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
+import { freePort } from '@segment/devenv';
 
 export interface NatsServerOptions {
   /** Enable JetStream (`-js`), stored under `storeDir`. Default true. */
@@ -38,19 +39,6 @@ export interface NatsServer {
 }
 
 const defaultBinary = '/usr/sbin/nats-server';
-
-/** Binds port 0 on loopback, closes, and hands back the port the kernel chose. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port assigned'))));
-    });
-  });
-}
 
 function tcpAccepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -193,4 +181,26 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       tempRoots.delete(root);
     },
   };
+}
+
+/**
+ * A JetStream cluster of a suite's own: `size` servers routed to each other on loopback ports.
+ * They start together, since none answers for JetStream until a majority has met.
+ */
+export async function startNatsCluster(size = 3): Promise<{ servers: NatsServer[]; stop(): Promise<void> }> {
+  const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const routes = routePorts.map((port) => `nats://127.0.0.1:${port}`).join(',');
+  const started = await Promise.allSettled(
+    routePorts.map((port, i) =>
+      startNatsServer({ args: ['--server_name', `n${i + 1}`, '--cluster_name', 'segment-test', '--cluster', `nats://127.0.0.1:${port}`, '--routes', routes], readyTimeoutMs: 30_000 }),
+    ),
+  );
+  const servers = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  const stop = async () => void (await Promise.all(servers.map((server) => server.stop())));
+  const failed = started.find((result) => result.status === 'rejected');
+  if (failed) {
+    await stop();
+    throw failed.reason;
+  }
+  return { servers, stop };
 }

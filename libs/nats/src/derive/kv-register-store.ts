@@ -95,6 +95,9 @@ export class KvRegisterStore implements RegisterStore {
   readonly #keySubject: string;
   /** The direct-get subject prefix of the bucket's keys: the last message of a key's subject. */
   readonly #directGet: string;
+  /** The stream's message-get API, which only its leader answers. */
+  readonly #leaderGet: string;
+  #isReplicated: Promise<boolean> | undefined;
   readonly #publisher: PipelinedPublisher;
   readonly #logger: Logger;
   readonly #journal: KvRegisterStoreOptions['journal'];
@@ -113,6 +116,7 @@ export class KvRegisterStore implements RegisterStore {
     this.#bucket = options.bucket;
     this.#keySubject = `$KV.${options.bucket}.`;
     this.#directGet = `$JS.API.DIRECT.GET.${kvStreamPrefix}${options.bucket}.${this.#keySubject}`;
+    this.#leaderGet = `$JS.API.STREAM.MSG.GET.${kvStreamPrefix}${options.bucket}`;
     this.#publisher = options.publisher;
     this.#logger = options.logger;
     this.#journal = options.journal;
@@ -147,16 +151,10 @@ export class KvRegisterStore implements RegisterStore {
       }
     }
     this.stats.bucketReads += stored.length;
-    // Direct gets through the publisher's window and inbox: `kv.get` made a timer and two errors
-    // (stack traces) per call, ~40 µs of the worker's CPU a read at 10M events.
-    const replies = await Promise.all(stored.map((encoded) => this.#publisher.request(`${this.#directGet}${encoded}`)));
-    replies.forEach((reply, i) => {
-      const status = reply.headers?.code ?? 0;
-      if (status === 404) return;
-      if (status !== 0 && status !== 200) throw new Error(`reading register ${stored[i]} from bucket ${this.#bucket} failed: ${status} ${reply.headers?.description ?? ''}`);
-      // A deleted or purged key reads back as its marker: no register.
-      if (reply.headers?.get('KV-Operation') || reply.data.length === 0) return;
-      out.set(ids[i]!, decoder.decode(reply.data));
+    const registers = await Promise.all(stored.map((encoded) => this.#readRegister(encoded)));
+    registers.forEach((register, i) => {
+      if (register === undefined) return;
+      out.set(ids[i]!, register);
       this.stats.bucketFound++;
     });
     return out;
@@ -248,6 +246,44 @@ export class KvRegisterStore implements RegisterStore {
     journal.bytes -= bytes;
     this.stats.moves++;
     this.stats.moved += moved.length;
+  }
+
+  /** A register as the bucket holds it now; undefined when it has none. */
+  async #readRegister(encoded: string): Promise<string | undefined> {
+    if (await this.#replicated()) return this.#readRegisterFromLeader(encoded);
+    // Direct gets through the publisher's window and inbox: `kv.get` made a timer and two errors
+    // (stack traces) per call, ~40 µs of the worker's CPU a read at 10M events.
+    const reply = await this.#publisher.request(this.#directGet + encoded);
+    const status = reply.headers?.code ?? 0;
+    if (status === 404) return undefined;
+    if (status !== 0 && status !== 200) throw new Error(`reading register ${encoded} from bucket ${this.#bucket} failed: ${status} ${reply.headers?.description ?? ''}`);
+    // A deleted or purged key reads back as its marker: no register.
+    if (reply.headers?.get('KV-Operation') || reply.data.length === 0) return undefined;
+    return decoder.decode(reply.data);
+  }
+
+  /**
+   * Every replica of a bucket answers direct gets, and one that lags (in nats-server before 2.9.17
+   * even right after its restart) answers with an older register, which would then be taken for
+   * the key's state: a replicated bucket's registers are read from its stream's leader.
+   */
+  #replicated(): Promise<boolean> {
+    return (this.#isReplicated ??= this.#manager()
+      .then((jsm) => jsm.streams.info(kvStreamPrefix + this.#bucket))
+      .then((info) => info.config.num_replicas > 1)
+      .catch((error: unknown) => {
+        this.#isReplicated = undefined;
+        throw error;
+      }));
+  }
+
+  async #readRegisterFromLeader(encoded: string): Promise<string | undefined> {
+    const reply = await this.#publisher.request(this.#leaderGet, JSON.stringify({ last_by_subj: this.#keySubject + encoded }));
+    const answer = JSON.parse(decoder.decode(reply.data)) as { message?: { data?: string }; error?: { code: number; description?: string } };
+    if (answer.error?.code === 404) return undefined;
+    if (answer.error) throw new Error(`reading register ${encoded} from bucket ${this.#bucket} failed: ${answer.error.code} ${answer.error.description ?? ''}`);
+    // A deleted or purged key's marker has no data: no register.
+    return answer.message?.data ? Buffer.from(answer.message.data, 'base64').toString('utf8') : undefined;
   }
 
   /** A partition's journal, replayed from the stream the first time the partition is touched. */
