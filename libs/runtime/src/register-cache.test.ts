@@ -34,3 +34,19 @@ test('a register written back reads the same afterwards, and can be changed and 
   assert.deepEqual(store.register(id), { value: { added: true, last: { event: 'b' } }, seq: 2 });
   assert.equal(cache.get(id)?.seq, 2);
 });
+
+test('over capacity, the least recently used written-back registers are dropped at flush, and read back from the store', async () => {
+  const store = new MemoryRegisterStore<number>();
+  const cache = new RegisterCache<number>(store, 2);
+  const keys = ['a', 'b', 'c'].map((user) => ['1', 'seg', user]);
+  await cache.prefetch(new Map(keys.map((key) => [keyId(key), key])));
+  keys.forEach((key, i) => cache.set(keyId(key), key, { value: i, seq: i + 1 }));
+  await cache.flush();
+  assert.equal(cache.size, 2);
+  assert.equal(cache.get(keyId(keys[0]!)), undefined, 'the oldest was dropped');
+  // Used again, b becomes the most recent: c goes next.
+  await cache.prefetch(new Map([keys[1]!, keys[0]!].map((key) => [keyId(key), key])));
+  assert.deepEqual(cache.get(keyId(keys[0]!)), { value: 0, seq: 1 }, 'read back from the store');
+  await cache.flush();
+  assert.deepEqual([keys[0]!, keys[1]!, keys[2]!].map((key) => cache.get(keyId(key))?.value), [0, 1, undefined]);
+});
