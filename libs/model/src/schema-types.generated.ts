@@ -81,12 +81,34 @@ export interface Toggle {
   previous: Event;
 }
 /**
- * Per (vendor, segment name, user): the last event and whether the user was ever added.
+ * Per (vendor, segment name, user): the last event, without the user and segment that are the register's key, and whether the user was ever added.
  */
 
 export interface ToggleRegister {
-  last?: Event;
+  last?: KeyedEvent;
   added?: boolean;
+}
+/**
+ * An event kept under its (vendor, segment name, user) key, so without them: a third of the bytes of a toggle register in memory, in the journal and in KV.
+ */
+
+export interface KeyedEvent {
+  /**
+   * Unique id of the event; also its de-duplication key.
+   */
+  event: string;
+  /**
+   * RFC 3339 time of the event.
+   */
+  timestamp: string;
+  /**
+   * A value associated with the user in the segment (adds only).
+   */
+  value?: string;
+  /**
+   * Present only on removals.
+   */
+  remove?: true;
 }
 /**
  * Per user: the full, current profile.

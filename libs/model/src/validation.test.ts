@@ -53,7 +53,9 @@ test('derived schemas - memberships, profiles, toggles and registers validate th
   assert.ok(validators.profile.check({ user: 'u', segments: [{ segment, last: valid.timestamp, member: true, first: valid.timestamp }] }).ok);
   assert.ok(validators.toggle.check({ ...valid, remove: true, previous: valid }).ok);
   assert.ok(!validators.toggle.check(valid).ok);
-  assert.ok(validators.toggleRegister.check({ last: valid, added: true }).ok);
+  const { user: _user, segment: _segment, ...keyed } = valid;
+  assert.ok(validators.toggleRegister.check({ last: keyed, added: true }).ok);
+  assert.ok(!validators.toggleRegister.check({ last: valid, added: true }).ok, 'the last event is kept without its key');
 });
 
 test('types - the generated TypeScript types are current with schemas/ (run `npm run schemas:types`)', async () => {

@@ -25,7 +25,8 @@ const profile: fc.Arbitrary<Profile> = fc.record({
 const event: fc.Arbitrary<Event> = fc
   .record({ event: fc.uuid(), timestamp, user: fc.constantFrom('u', 'v'), segment, remove: fc.boolean() })
   .map(({ remove, ...rest }) => (remove ? { ...rest, remove: true as const } : rest));
-const toggleRegister: fc.Arbitrary<ToggleRegister> = fc.record({ last: event, added: fc.boolean() }, { requiredKeys: [] });
+const keyedEvent = event.map(({ user: _user, segment: _segment, ...keyed }) => keyed);
+const toggleRegister: fc.Arbitrary<ToggleRegister> = fc.record({ last: keyedEvent, added: fc.boolean() }, { requiredKeys: [] });
 const toggle: fc.Arbitrary<Toggle> = fc.tuple(event, event).map(([e, previous]) => ({ ...e, previous }));
 
 const cases = [

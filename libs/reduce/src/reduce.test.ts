@@ -111,7 +111,7 @@ test('reduce - profiles merge segments by (name, vendor)', () => {
 
 test('reduce - a toggle register remembers any add and the last event', () => {
   const reduceRegister = reductionOf('toggleRegister');
-  const event = (id: string, remove?: true) => ({ event: id, timestamp: ts(1), user: 'u', segment: { vendor: 1, name: 's' }, ...(remove ? { remove } : {}) });
+  const event = (id: string, remove?: true) => ({ event: id, timestamp: ts(1), ...(remove ? { remove } : {}) });
   let register: ToggleRegister | undefined;
   register = reduceRegister(register, { last: event('a'), added: true });
   register = reduceRegister(register, { last: event('b', true), added: false });
