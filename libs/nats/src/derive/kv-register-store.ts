@@ -87,9 +87,9 @@ interface PartitionJournal {
  * vendor), whose only writer is this process. Bucket writes go without an ack each, with an acked
  * write to the same bucket (a fence) after every slice and at the end: the server stores one
  * connection's messages to one stream in order, so a fence's ack says every register before it was
- * stored. Messages in flight when a
- * connection drops are lost while the fence, sent after the reconnect, would still be acked; so a
- * write during which the connection dropped is made again, acked one by one.
+ * stored. Messages in flight when a connection drops are lost while the fence, sent after the
+ * reconnect, would still be acked; so a write during which the connection dropped is made again,
+ * acked one by one.
  */
 export class KvRegisterStore implements RegisterStore {
   readonly #nc: NatsConnection;
@@ -281,6 +281,7 @@ export class KvRegisterStore implements RegisterStore {
       }));
   }
 
+  /** Through the publisher, like the direct gets: `jsm.streams.getMessage` goes through `nc.request`, a timer per call, like the `kv.get` measured above. */
   async #readRegisterFromLeader(encoded: string): Promise<string | undefined> {
     const reply = await this.#publisher.request(this.#leaderGet, JSON.stringify({ last_by_subj: this.#keySubject + encoded }));
     const answer = JSON.parse(decoder.decode(reply.data)) as { message?: { data?: string }; error?: { code: number; description?: string } };
