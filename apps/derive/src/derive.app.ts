@@ -26,7 +26,7 @@ export async function runDerive({ config, logger, signal, onStats }: DeriveAppOp
       provision: { replicas: config.replicas },
       replica: { index: config.replicaIndex, count: config.replicaCount },
       commit: { maxDelayMs: config.commitIntervalMs },
-      registerJournalBytes: config.registerJournalBytes,
+      registerMemory: { journalBytes: config.registerJournalBytes, cacheEntries: config.registerCacheEntries },
     });
     logger.info({ namespace: config.namespace, replica: config.replicaIndex, of: config.replicaCount, derivations: derivations.map((d) => d.name) }, 'deriving');
     const statsTimer = onStats ? setInterval(() => onStats(pipeline.worker!.stats), 2000) : undefined;

@@ -20,10 +20,17 @@ export interface SegmentConfig {
    */
   readonly commitIntervalMs: number;
   /**
-   * Per derivation partition, the size of the register journal after which its registers are
-   * written to their KV bucket: more combines more writes; less replays faster after a crash.
+   * Per derivation, the size of a worker's register journals (all its partitions together) after
+   * which the largest one's registers are written to their KV bucket: more combines more writes
+   * and holds more memory; less replays faster after a crash. Unset: the worker's default.
    */
-  readonly registerJournalBytes: number;
+  readonly registerJournalBytes: number | undefined;
+  /**
+   * Per derivation, the written-back registers a worker keeps in memory (all its partitions
+   * together): fewer holds less memory and reads more registers back from KV. Unset: the
+   * worker's default.
+   */
+  readonly registerCacheEntries: number | undefined;
 }
 
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -32,7 +39,7 @@ export class ConfigError extends Error {
   readonly code = 'SEGMENT_CONFIG_INVALID';
 }
 
-function integer(env: Environment, name: string, fallback: number, min: number): number {
+function integer<F extends number | undefined>(env: Environment, name: string, fallback: F, min: number): number | F {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
@@ -51,7 +58,8 @@ export function loadConfig(env: Environment, overrides: Partial<SegmentConfig> =
     replicaCount: integer(env, 'SEGMENT_REPLICA_COUNT', 1, 1),
     logLevel: env.SEGMENT_LOG_LEVEL || env.LOG_LEVEL || 'info',
     commitIntervalMs: integer(env, 'SEGMENT_COMMIT_INTERVAL_MS', 1000, 1),
-    registerJournalBytes: integer(env, 'SEGMENT_REGISTER_JOURNAL_BYTES', 16 * 1024 * 1024, 1),
+    registerJournalBytes: integer(env, 'SEGMENT_REGISTER_JOURNAL_BYTES', undefined, 1),
+    registerCacheEntries: integer(env, 'SEGMENT_REGISTER_CACHE_ENTRIES', undefined, 1),
     ...Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined)),
   };
   if (config.replicaIndex >= config.replicaCount) {

@@ -1,5 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { createDeriveRuntime, defaultProvisionConfig, provision, type Names, type ProvisionConfig } from '@segment/nats';
+import { createDeriveRuntime, defaultProvisionConfig, provision, type Names, type ProvisionConfig, type RegisterMemory } from '@segment/nats';
 import { analyzeStaleTables, migrate, type SegmentDatabase } from '@segment/postgres';
 import type { CommitPolicy, DeriveWorker, Projector } from '@segment/runtime';
 import { membershipsDerivation, profilesDerivation, togglesDerivation, type Derivation } from '@segment/segment';
@@ -19,8 +19,8 @@ export interface PipelineOptions {
   discoveryIntervalMs?: number;
   /** How often derivations commit (write registers back, checkpoint, ack). */
   commit?: Partial<CommitPolicy>;
-  /** Per partition, register journal bytes before its registers go to KV (default 16 MiB). */
-  registerJournalBytes?: number;
+  /** What the derivation worker keeps of registers, for all its partitions together (defaults: the config's). */
+  registerMemory?: RegisterMemory;
 }
 
 export interface RunningPipeline {
@@ -54,7 +54,7 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
       replica: options.replica,
       discoveryIntervalMs: options.discoveryIntervalMs,
       commit: options.commit,
-      registerJournalBytes: options.registerJournalBytes,
+      registerMemory: options.registerMemory,
     }));
     await worker.start();
   }

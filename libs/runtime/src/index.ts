@@ -1,6 +1,6 @@
 export * from './ports.ts';
 export { Combiner } from './combiner.ts';
-export { RegisterCache, keyId } from './register-cache.ts';
+export { RegisterCache, WrittenRegisters, defaultRegisterMemory, keyId } from './register-cache.ts';
 export { PartitionProcessor, LambdaError, type CommitPolicy, type PartitionProcessorOptions } from './partition-processor.ts';
 export * from './memory-ports.ts';
 export * from './derive-worker.ts';

@@ -1,18 +1,20 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemoryRegisterStore } from './memory-ports.ts';
-import { RegisterCache, keyId } from './register-cache.ts';
+import { RegisterCache, WrittenRegisters, keyId } from './register-cache.ts';
 
 test('a register not worth storing is forgotten at flush, as if it had never been set', async () => {
   const store = new MemoryRegisterStore<{ added: boolean }>();
-  const cache = new RegisterCache<{ added: boolean }>(store, 10, (value) => value.added);
+  const cache = new RegisterCache<{ added: boolean }>(store, new WrittenRegisters(10), (value) => value.added);
   const kept = ['1', 'seg', 'kept'];
   const forgotten = ['1', 'seg', 'forgotten'];
   await cache.prefetch(new Map([kept, forgotten].map((key) => [keyId(key), key])));
   cache.set(keyId(kept), kept, { value: { added: true }, seq: 1 });
   cache.set(keyId(forgotten), forgotten, { value: { added: false }, seq: 2 });
   await cache.flush();
-  assert.equal(cache.size, 1);
+  const loads = store.loads;
+  await cache.prefetch(new Map([kept, forgotten].map((key) => [keyId(key), key])));
+  assert.equal(store.loads, loads + 1, 'the kept one is cached, the forgotten one is looked for');
   assert.deepEqual(cache.get(keyId(kept)), { value: { added: true }, seq: 1 });
   assert.equal(cache.get(keyId(forgotten)), undefined);
   const stored = await store.load([kept, forgotten]);
@@ -21,32 +23,57 @@ test('a register not worth storing is forgotten at flush, as if it had never bee
 
 test('a register written back reads the same afterwards, and can be changed and written again', async () => {
   const store = new MemoryRegisterStore<{ added: boolean; last: { event: string } }>();
-  const cache = new RegisterCache(store, 10);
+  const cache = new RegisterCache(store, new WrittenRegisters(10));
   const key = ['1', 'seg', 'alice'];
   const id = keyId(key);
   await cache.prefetch(new Map([[id, key]]));
   cache.set(id, key, { value: { added: true, last: { event: 'a' } }, seq: 1 });
   await cache.flush();
+  const loads = store.loads;
+  await cache.prefetch(new Map([[id, key]]));
   assert.deepEqual(cache.get(id), { value: { added: true, last: { event: 'a' } }, seq: 1 });
   assert.deepEqual(cache.get(id), { value: { added: true, last: { event: 'a' } }, seq: 1 });
   cache.set(id, key, { value: { added: true, last: { event: 'b' } }, seq: 2 });
   await cache.flush();
   assert.deepEqual(store.register(id), { value: { added: true, last: { event: 'b' } }, seq: 2 });
+  await cache.prefetch(new Map([[id, key]]));
   assert.equal(cache.get(id)?.seq, 2);
+  assert.equal(store.loads, loads, 'read from memory after its first load');
 });
 
 test('over capacity, the least recently used written-back registers are dropped at flush, and read back from the store', async () => {
   const store = new MemoryRegisterStore<number>();
-  const cache = new RegisterCache<number>(store, 2);
+  const written = new WrittenRegisters(2);
+  const cache = new RegisterCache<number>(store, written);
   const keys = ['a', 'b', 'c'].map((user) => ['1', 'seg', user]);
   await cache.prefetch(new Map(keys.map((key) => [keyId(key), key])));
   keys.forEach((key, i) => cache.set(keyId(key), key, { value: i, seq: i + 1 }));
   await cache.flush();
-  assert.equal(cache.size, 2);
-  assert.equal(cache.get(keyId(keys[0]!)), undefined, 'the oldest was dropped');
+  assert.equal(written.size, 2);
+  const loads = store.loads;
   // Used again, b becomes the most recent: c goes next.
   await cache.prefetch(new Map([keys[1]!, keys[0]!].map((key) => [keyId(key), key])));
-  assert.deepEqual(cache.get(keyId(keys[0]!)), { value: 0, seq: 1 }, 'read back from the store');
+  assert.equal(store.loads, loads + 1, 'the oldest was dropped and read back from the store');
+  assert.deepEqual(cache.get(keyId(keys[0]!)), { value: 0, seq: 1 });
   await cache.flush();
-  assert.deepEqual([keys[0]!, keys[1]!, keys[2]!].map((key) => cache.get(keyId(key))?.value), [0, 1, undefined]);
+  assert.deepEqual(
+    keys.map((key) => written.touch(keyId(key)) !== undefined),
+    [true, true, false],
+  );
+});
+
+test('partitions share one bound: registers another partition prefetched stay readable through its transaction when a commit trims them', async () => {
+  const store = new MemoryRegisterStore<number>();
+  const written = new WrittenRegisters(2);
+  const [first, second] = [new RegisterCache<number>(store, written), new RegisterCache<number>(store, written)];
+  const held = ['1', 'seg', 'alice'];
+  await store.save([{ key: held, json: JSON.stringify({ value: 7, seq: 3 }) }]);
+  await first.prefetch(new Map([[keyId(held), held]]));
+  const others = ['a', 'b', 'c'].map((user) => ['2', 'seg', user]);
+  await second.prefetch(new Map(others.map((key) => [keyId(key), key])));
+  others.forEach((key, i) => second.set(keyId(key), key, { value: i, seq: i + 1 }));
+  await second.flush();
+  assert.equal(written.size, 2, 'one bound for both partitions');
+  assert.equal(written.touch(keyId(held)), undefined, 'trimmed by the other partition\'s commit');
+  assert.deepEqual(first.get(keyId(held)), { value: 7, seq: 3 }, 'still held for the transaction that prefetched it');
 });

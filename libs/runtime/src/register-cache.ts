@@ -3,53 +3,113 @@ import type { RegisterStore, StoredRegister } from './ports.ts';
 type KeyValues = readonly (string | number)[];
 
 /**
- * A shard is the single writer of its registers, so it keeps them in memory: reads hit the store
- * once per key, writes are combined and written back at commit. Bounded: once over capacity, the
- * least recently used written-back registers are dropped (changed ones wait for the next commit).
+ * What a derivation worker keeps of each derivation's registers, for all its partitions together:
+ * journal bytes before the largest journal moves to the bucket, and written-back registers in
+ * memory. Sized so that the worker stays under 1 GB of RSS through a 10M-event bench.
+ */
+export const defaultRegisterMemory = Object.freeze({ journalBytes: 96 * 1024 * 1024, cacheEntries: 600_000 });
+
+/**
+ * The written-back registers of one derivation, as JSON text by key id, shared by the caches of
+ * every partition a worker runs: one bound for the worker whatever number of partitions it owns (a
+ * bound per partition held ten times as much for a worker of 100 vendors as for one of 10), and
+ * the least recently used registers go first, whichever partition they belong to. The registers of
+ * a derivation a worker runs over vendor partitions are keyed by vendor first, so two partitions'
+ * key ids never collide.
  *
- * A written-back register is kept as its JSON text alone, parsed again when read: a string in a map
- * slot instead of ~10 objects of register, which spares the garbage collector from tracing them
- * (with 1M registers cached, GC took a quarter of the worker's time), and with no entry object per
- * key (objects were 62 MB of a 436 MB heap in a snapshot at 1.7M events).
+ * Text alone, parsed again when read: a string in a map slot instead of ~10 objects of register,
+ * which spares the garbage collector from tracing them (with 1M registers cached, GC took a quarter
+ * of the worker's time), and no entry object per key (objects were 62 MB of a 436 MB heap in a
+ * snapshot at 1.7M events). Map iteration order is the LRU order.
+ */
+export class WrittenRegisters {
+  readonly capacity: number;
+  readonly #json = new Map<string, string>();
+
+  constructor(capacity: number) {
+    this.capacity = capacity;
+  }
+
+  get size(): number {
+    return this.#json.size;
+  }
+
+  /** A register, marked as just used. */
+  touch(id: string): string | undefined {
+    const json = this.#json.get(id);
+    if (json === undefined) return undefined;
+    this.#json.delete(id);
+    this.#json.set(id, json);
+    return json;
+  }
+
+  set(id: string, json: string): void {
+    this.#json.delete(id);
+    this.#json.set(id, json);
+  }
+
+  delete(id: string): void {
+    this.#json.delete(id);
+  }
+
+  /** Drops the least recently used registers beyond the capacity. */
+  trim(): void {
+    for (const id of this.#json.keys()) {
+      if (this.#json.size <= this.capacity) break;
+      this.#json.delete(id);
+    }
+  }
+}
+
+/**
+ * A shard is the single writer of its registers, so it keeps them in memory: reads hit the store
+ * once per key, writes are combined and written back at commit. The registers it changed wait here
+ * until the commit; once written back they join the worker's bounded `WrittenRegisters`.
  */
 export class RegisterCache<R> {
   readonly #store: RegisterStore;
-  readonly #capacity: number;
   readonly #persist: (value: R) => boolean;
-  /** Written back (or read from the store): JSON text by key id, least recently used first. */
-  readonly #stored = new Map<string, string>();
+  /** Written back (or read from the store), shared with the worker's other partitions. */
+  readonly #stored: WrittenRegisters;
   /** Changed since the last commit, with the key to write them under. */
   readonly #changed = new Map<string, { key: KeyValues; register: StoredRegister<R> }>();
+  /** The registers of the last prefetch's keys that were not changed since the last commit. */
+  #held = new Map<string, string>();
 
   /** `persist` says which registers are worth writing back; the others are forgotten once committed. */
-  constructor(store: RegisterStore, capacity: number, persist: (value: R) => boolean = () => true) {
+  constructor(store: RegisterStore, written: WrittenRegisters, persist: (value: R) => boolean = () => true) {
     this.#store = store;
-    this.#capacity = capacity;
+    this.#stored = written;
     this.#persist = persist;
   }
 
-  /** Loads, in one round of pipelined reads, the registers of the given keys that are not cached. */
+  /**
+   * Loads, in one round of pipelined reads, the registers of the given keys that are not cached,
+   * and holds those of this transaction until the next prefetch: while it waits, another
+   * partition's commit may trim them from the shared registers.
+   */
   async prefetch(keys: Map<string, KeyValues>): Promise<void> {
+    const held = new Map<string, string>();
+    this.#held = held;
     const missing: KeyValues[] = [];
     for (const [id, key] of keys) {
-      const json = this.#stored.get(id);
-      if (json !== undefined) {
-        // Refresh recency: Map iteration order is our LRU order.
-        this.#stored.delete(id);
-        this.#stored.set(id, json);
-      } else if (!this.#changed.has(id)) missing.push(key);
+      if (this.#changed.has(id)) continue;
+      const json = this.#stored.touch(id);
+      if (json !== undefined) held.set(id, json);
+      else missing.push(key);
     }
     if (missing.length === 0) return;
     for (const [id, json] of await this.#store.load(missing)) {
-      if (!this.#stored.has(id) && !this.#changed.has(id)) this.#stored.set(id, json);
+      held.set(id, json);
+      this.#stored.set(id, json);
     }
   }
 
-  /** A prefetched register; undefined when the key has none yet. */
+  /** A register of the last prefetch, or one changed since the last commit; undefined when the key has none yet. */
   get(id: string): StoredRegister<R> | undefined {
     const changed = this.#changed.get(id);
     if (changed) return changed.register;
-    const json = this.#stored.get(id);
+    const json = this.#held.get(id);
     return json === undefined ? undefined : (JSON.parse(json) as StoredRegister<R>);
   }
 
@@ -61,13 +121,7 @@ export class RegisterCache<R> {
     return this.#changed.size;
   }
 
-  get size(): number {
-    let size = this.#stored.size;
-    for (const id of this.#changed.keys()) if (!this.#stored.has(id)) size++;
-    return size;
-  }
-
-  /** Writes every changed register back (one pipelined round), then trims the cache to capacity. */
+  /** Writes every changed register back (one pipelined round), then trims the written registers to their capacity. */
   async flush(): Promise<void> {
     if (this.#changed.size > 0) {
       const kept: { id: string; key: KeyValues; json: string }[] = [];
@@ -78,16 +132,10 @@ export class RegisterCache<R> {
         else this.#stored.delete(id);
       }
       if (kept.length > 0) await this.#store.save(kept);
-      for (const { id, json } of kept) {
-        this.#stored.delete(id);
-        this.#stored.set(id, json);
-      }
+      for (const { id, json } of kept) this.#stored.set(id, json);
       this.#changed.clear();
     }
-    for (const id of this.#stored.keys()) {
-      if (this.#stored.size <= this.#capacity) break;
-      this.#stored.delete(id);
-    }
+    this.#stored.trim();
   }
 }
 

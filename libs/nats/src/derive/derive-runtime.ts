@@ -1,7 +1,7 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { DeriveWorker, PartitionProcessor, type CommitPolicy } from '@segment/runtime';
+import { DeriveWorker, PartitionProcessor, WrittenRegisters, defaultRegisterMemory, type CommitPolicy } from '@segment/runtime';
 import type { Derivation } from '@segment/segment';
 import type { Logger } from '@segment/telemetry';
 import type { Names } from '../names.ts';
@@ -18,9 +18,14 @@ export interface DeriveRuntimeOptions {
   replica?: { index: number; count: number };
   commit?: Partial<CommitPolicy>;
   batch?: { min: number; max: number };
-  registerCacheCapacity?: number;
-  registerJournalBytes?: number;
+  registerMemory?: RegisterMemory;
   discoveryIntervalMs?: number;
+}
+
+/** Per stateful derivation, for all the worker's partitions together: journal bytes before the largest journal moves to KV, and written-back registers kept in memory (defaults: `defaultRegisterMemory`). */
+export interface RegisterMemory {
+  journalBytes?: number;
+  cacheEntries?: number;
 }
 
 /** The register bucket of each stateful derivation. */
@@ -48,10 +53,12 @@ export async function createDeriveRuntime(nc: NatsConnection, options: DeriveRun
   const publisher = new PipelinedPublisher(nc);
   const checkpoints = new KvCheckpointStore(await kvm.open(names.buckets.checkpoints), 'derive');
   const registerStores = new Map<string, KvRegisterStore>();
+  const writtenRegisters = new Map<string, WrittenRegisters>();
   for (const derivation of derivations.filter((d) => d.register)) {
     const bucket = bucketOf(names, derivation);
     const journal = { stream: names.registerJournal.stream, subject: (partition: string) => names.registerJournal.subject(bucket, partition) };
-    registerStores.set(derivation.name, new KvRegisterStore({ nc, kv: await kvm.open(bucket), bucket, publisher, logger, journal, journalBytes: options.registerJournalBytes }));
+    registerStores.set(derivation.name, new KvRegisterStore({ nc, kv: await kvm.open(bucket), bucket, publisher, logger, journal, journalBytes: options.registerMemory?.journalBytes }));
+    writtenRegisters.set(derivation.name, new WrittenRegisters(options.registerMemory?.cacheEntries ?? defaultRegisterMemory.cacheEntries));
   }
   const output = new StreamOutputSink(names, publisher);
   const deadLetters = new StreamDeadLetterSink(names, publisher);
@@ -78,7 +85,7 @@ export async function createDeriveRuntime(nc: NatsConnection, options: DeriveRun
         deadLetters,
         logger: logger.child({ partition }),
         commit: options.commit,
-        registerCacheCapacity: options.registerCacheCapacity,
+        writtenRegisters,
       }),
   });
   return {

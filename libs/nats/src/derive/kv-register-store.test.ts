@@ -110,6 +110,22 @@ test('register store - past its size, a journal moves to the bucket and is purge
   assert.deepEqual(loaded.get(keyId(keys[0]!)), json(1_000, 300));
 });
 
+test('register store - the journals of all partitions share one budget: past it, the largest moves', async () => {
+  const { open, journalMessages, inBucket } = await fixture(4_000);
+  const store = open();
+  const small = Array.from({ length: 30 }, (_, i) => [5, 'boats', `user-${i}`]);
+  const large = Array.from({ length: 60 }, (_, i) => [6, 'boats', `user-${i}`]);
+  await store.save(small.map((key, i) => ({ key, json: json(i, 100 + i) })));
+  await store.save(large.map((key, i) => ({ key, json: json(i, 200 + i) })));
+  await store.settle();
+  assert.equal(await journalMessages('6'), 0, 'the largest journal moved');
+  assert.deepEqual(await inBucket(large[59]!), register(59, 259));
+  assert.equal(await journalMessages('5'), 1, 'the smaller one stays journaled: the two are under the budget again');
+  assert.equal(await inBucket(small[0]!), undefined);
+  const loaded = await open().load([...small, ...large]);
+  assert.equal(loaded.size, 90);
+});
+
 test('register store - a commit larger than a message is journaled as several, and replays whole', async () => {
   const { open, journalMessages } = await fixture();
   const store = open();

@@ -2,7 +2,7 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@segment/telemetry';
-import { BloomFilter, keyId, type RegisterStore } from '@segment/runtime';
+import { BloomFilter, defaultRegisterMemory, keyId, type RegisterStore } from '@segment/runtime';
 import { encodeKey, encodeKeyToken } from '../kv-keys.ts';
 import type { PipelinedPublisher } from '../publisher.ts';
 import { kvStreamPrefix } from '../provision.ts';
@@ -36,9 +36,10 @@ export interface KvRegisterStoreOptions {
   /** The journal stream, and the subject of one partition's journal of this bucket. */
   journal: { stream: string; subject(partition: string): string };
   /**
-   * Per partition, journal bytes after which its registers are written to the bucket and the
-   * journal emptied. Bounds the memory the journaled registers take and the replay at a restart.
-   * Default 16 MiB (~60,000 toggle registers).
+   * Journal bytes of all partitions together after which the largest journal's registers are
+   * written to the bucket and that journal emptied. Bounds the memory the journaled registers take
+   * and the replay at a restart, whatever number of partitions the worker owns. Default
+   * `defaultRegisterMemory.journalBytes` (96 MiB, ~360,000 toggle registers).
    */
   journalBytes?: number;
 }
@@ -57,6 +58,7 @@ export interface RegisterStoreStats {
 
 /** One partition's journal: the registers changed since they were last written to the bucket. */
 interface PartitionJournal {
+  readonly partition: string;
   /** By encoded KV key, the register as the bucket would store it (`{seq, value}` JSON). */
   readonly bodies: Map<string, string>;
   /** Bytes journaled since the journal was last emptied (what a replay reads). */
@@ -73,10 +75,10 @@ interface PartitionJournal {
  * A commit appends its changed registers to the partition's journal, a few large messages
  * (newline-separated `<key> <register JSON>`), instead of one KV write per register: a KV write
  * cost the server ~13 µs and the worker ~8 µs per event in the 1M-event bench, ~23% of the
- * throughput. The registers of a journal are kept (as their JSON) until its size passes
- * `journalBytes`; then, in the background and a slice at a time, they are written to the bucket
- * and the journal messages they came from are purged, so a register changed many times meanwhile
- * is written once. Commits go on meanwhile, into newer journal messages that the purge leaves. A
+ * throughput. The registers of the journals are kept (as their JSON) until all the journals
+ * together pass `journalBytes`; then, in the background and a slice at a time, the largest
+ * journal's registers are written to the bucket and the journal messages they came from are
+ * purged, so a register changed many times meanwhile is written once. Commits go on meanwhile, into newer journal messages that the purge leaves. A
  * restart replays what the journal holds before reading the partition: a crash before the purge
  * replays registers the bucket also has, never older ones than it has.
  *
@@ -107,6 +109,10 @@ export class KvRegisterStore implements RegisterStore {
   readonly #journal: KvRegisterStoreOptions['journal'];
   readonly #journalBytes: number;
   readonly #journals = new Map<string, Promise<PartitionJournal>>();
+  /** The journals replayed so far, and the bytes they hold together, of which moves under way are taking `#movingBytes`. */
+  readonly #replayed: PartitionJournal[] = [];
+  #journaledBytes = 0;
+  #movingBytes = 0;
   /** Per partition (first key component, encoded): the keys stored in the bucket, and maybe a few more. */
   readonly #known = new Map<string, Promise<BloomFilter>>();
   #jsm: Promise<JetStreamManager> | undefined;
@@ -124,7 +130,7 @@ export class KvRegisterStore implements RegisterStore {
     this.#publisher = options.publisher;
     this.#logger = options.logger;
     this.#journal = options.journal;
-    this.#journalBytes = options.journalBytes ?? 16 * 1024 * 1024;
+    this.#journalBytes = options.journalBytes ?? defaultRegisterMemory.journalBytes;
     void (async () => {
       for await (const status of options.nc.status()) {
         if (status.type === 'disconnect' || status.type === 'reconnect' || status.type === 'staleConnection' || status.type === 'forceReconnect') this.#interruptions++;
@@ -201,11 +207,29 @@ export class KvRegisterStore implements RegisterStore {
     for (const { seq } of acks) journal.lastSeq = Math.max(journal.lastSeq, seq);
     for (const { encoded, body } of writes) journal.bodies.set(encoded, body);
     journal.bytes += bytes;
+    this.#journaledBytes += bytes;
     this.stats.journaled += writes.length;
-    if (journal.bytes > this.#journalBytes && !journal.moving) {
-      journal.moving = this.#move(partition, journal)
-        .catch((error: unknown) => this.#logger.warn({ err: error, bucket: this.#bucket, partition }, 'moving a register journal to its bucket failed; the next commit tries again'))
-        .finally(() => (journal.moving = undefined));
+    this.#moveOverBudget();
+  }
+
+  /**
+   * While the journals not being moved hold more than the budget, moves the largest: it frees the
+   * most memory, and a register changed many times in it meanwhile is written to the bucket once.
+   */
+  #moveOverBudget(): void {
+    while (this.#journaledBytes - this.#movingBytes > this.#journalBytes) {
+      let largest: PartitionJournal | undefined;
+      for (const journal of this.#replayed) if (!journal.moving && journal.bytes > (largest?.bytes ?? 0)) largest = journal;
+      if (!largest) return;
+      const journal = largest;
+      const bytes = journal.bytes;
+      this.#movingBytes += bytes;
+      journal.moving = this.#move(journal)
+        .catch((error: unknown) => this.#logger.warn({ err: error, bucket: this.#bucket, partition: journal.partition }, 'moving a register journal to its bucket failed; the next commit tries again'))
+        .finally(() => {
+          this.#movingBytes -= bytes;
+          journal.moving = undefined;
+        });
     }
   }
 
@@ -215,7 +239,8 @@ export class KvRegisterStore implements RegisterStore {
   }
 
   /** Writes the registers a partition's journal holds now to the bucket, then purges the messages they came from. */
-  async #move(partition: string, journal: PartitionJournal): Promise<void> {
+  async #move(journal: PartitionJournal): Promise<void> {
+    const { partition } = journal;
     const moved = [...journal.bodies];
     const through = journal.lastSeq;
     const bytes = journal.bytes;
@@ -248,6 +273,7 @@ export class KvRegisterStore implements RegisterStore {
     // A register journaled again meanwhile is in a newer message: it stays.
     for (const [encoded, body] of moved) if (journal.bodies.get(encoded) === body) journal.bodies.delete(encoded);
     journal.bytes -= bytes;
+    this.#journaledBytes -= bytes;
     this.stats.moves++;
     this.stats.moved += moved.length;
   }
@@ -303,7 +329,7 @@ export class KvRegisterStore implements RegisterStore {
   }
 
   async #replay(partition: string): Promise<PartitionJournal> {
-    const journal: PartitionJournal = { bodies: new Map(), bytes: 0, lastSeq: 0, moving: undefined };
+    const journal: PartitionJournal = { partition, bodies: new Map(), bytes: 0, lastSeq: 0, moving: undefined };
     for await (const page of readStreamPages(this.#nc, this.#journal.stream, replayPageSize, this.#journal.subject(partition))) {
       for (const message of page) {
         const text = decoder.decode(message.data);
@@ -317,6 +343,8 @@ export class KvRegisterStore implements RegisterStore {
         journal.lastSeq = message.seq;
       }
     }
+    this.#replayed.push(journal);
+    this.#journaledBytes += journal.bytes;
     return journal;
   }
 
