@@ -78,9 +78,10 @@ interface PartitionJournal {
  * throughput. The registers of the journals are kept (as their JSON) until all the journals
  * together pass `journalBytes`; then, in the background and a slice at a time, the largest
  * journal's registers are written to the bucket and the journal messages they came from are
- * purged, so a register changed many times meanwhile is written once. Commits go on meanwhile, into newer journal messages that the purge leaves. A
- * restart replays what the journal holds before reading the partition: a crash before the purge
- * replays registers the bucket also has, never older ones than it has.
+ * purged, so a register changed many times meanwhile is written once. Commits go on meanwhile,
+ * into newer journal messages that the purge leaves. A restart replays what the journal holds
+ * before reading the partition: a crash before the purge replays registers the bucket also has,
+ * never older ones than it has.
  *
  * The bucket: most keys a partition meets are new, and a get of a missing key costs a round trip
  * (it capped derivations at ~12K events/s), so the first read of a partition lists the keys it has
