@@ -18,6 +18,11 @@ export interface DeriveAppOptions {
 export async function runDerive({ config, logger, signal, onStats }: DeriveAppOptions): Promise<void> {
   const names = namesFor(config.namespace);
   const nc = await connectNats({ servers: config.natsUrl, name: `segment-derive-${config.replicaIndex}` });
+  // Register journals are moved to their buckets over a connection of their own: see KvRegisterStoreOptions.moves.
+  const registerConnection = await connectNats({ servers: config.natsUrl, name: `segment-derive-${config.replicaIndex}-registers` }).catch(async (error: unknown) => {
+    await nc.close();
+    throw error;
+  });
   try {
     const pipeline = await startPipeline({
       nc,
@@ -27,6 +32,7 @@ export async function runDerive({ config, logger, signal, onStats }: DeriveAppOp
       replica: { index: config.replicaIndex, count: config.replicaCount },
       commit: { maxDelayMs: config.commitIntervalMs },
       registerMemory: { journalBytes: config.registerJournalBytes, cacheEntries: config.registerCacheEntries },
+      registerConnection,
     });
     logger.info({ namespace: config.namespace, replica: config.replicaIndex, of: config.replicaCount, derivations: derivations.map((d) => d.name) }, 'deriving');
     const statsTimer = onStats ? setInterval(() => onStats(pipeline.worker!.stats), 2000) : undefined;
@@ -35,6 +41,6 @@ export async function runDerive({ config, logger, signal, onStats }: DeriveAppOp
     logger.info('draining');
     await pipeline.stop();
   } finally {
-    await nc.drain().catch(() => nc.close());
+    await Promise.all([nc, registerConnection].map((connection) => connection.drain().catch(() => connection.close())));
   }
 }

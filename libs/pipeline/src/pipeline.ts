@@ -21,6 +21,8 @@ export interface PipelineOptions {
   commit?: Partial<CommitPolicy>;
   /** What the derivation worker keeps of registers, for all its partitions together (defaults: the config's). */
   registerMemory?: RegisterMemory;
+  /** A second connection, over which the derivation worker writes register journals to their buckets. */
+  registerConnection?: NatsConnection;
 }
 
 export interface RunningPipeline {
@@ -55,6 +57,7 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
       discoveryIntervalMs: options.discoveryIntervalMs,
       commit: options.commit,
       registerMemory: options.registerMemory,
+      registerConnection: options.registerConnection,
     }));
     await worker.start();
   }

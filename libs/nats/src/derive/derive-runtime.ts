@@ -19,6 +19,8 @@ export interface DeriveRuntimeOptions {
   commit?: Partial<CommitPolicy>;
   batch?: { min: number; max: number };
   registerMemory?: RegisterMemory;
+  /** A second connection for writing register journals to their buckets (default: the worker's own). */
+  registerConnection?: NatsConnection;
   discoveryIntervalMs?: number;
 }
 
@@ -51,13 +53,14 @@ export async function createDeriveRuntime(nc: NatsConnection, options: DeriveRun
   const jsm = await jetstreamManager(nc);
   const kvm = new Kvm(nc);
   const publisher = new PipelinedPublisher(nc);
+  const moves = options.registerConnection ? { nc: options.registerConnection, publisher: new PipelinedPublisher(options.registerConnection) } : undefined;
   const checkpoints = new KvCheckpointStore(await kvm.open(names.buckets.checkpoints), 'derive');
   const registerStores = new Map<string, KvRegisterStore>();
   const writtenRegisters = new Map<string, WrittenRegisters>();
   for (const derivation of derivations.filter((d) => d.register)) {
     const bucket = bucketOf(names, derivation);
     const journal = { stream: names.registerJournal.stream, subject: (partition: string) => names.registerJournal.subject(bucket, partition) };
-    registerStores.set(derivation.name, new KvRegisterStore({ nc, kv: await kvm.open(bucket), bucket, publisher, logger, journal, journalBytes: options.registerMemory?.journalBytes }));
+    registerStores.set(derivation.name, new KvRegisterStore({ nc, kv: await kvm.open(bucket), bucket, publisher, moves, logger, journal, journalBytes: options.registerMemory?.journalBytes }));
     writtenRegisters.set(derivation.name, new WrittenRegisters(options.registerMemory?.cacheEntries ?? defaultRegisterMemory.cacheEntries));
   }
   const output = new StreamOutputSink(names, publisher);
@@ -94,7 +97,7 @@ export async function createDeriveRuntime(nc: NatsConnection, options: DeriveRun
     async close() {
       await Promise.all([...registerStores.values()].map((store) => store.settle()));
       for (const [derivation, store] of registerStores) logger.info({ derivation, ...store.stats }, 'register store');
-      await publisher.close();
+      await Promise.all([publisher.close(), moves?.publisher.close()]);
     },
   };
 }

@@ -38,7 +38,7 @@ async function fixture(journalBytes?: number) {
   const bucket = names.buckets.toggleRegisters;
   const kv = await new Kvm(nc).open(bucket);
   const journal = { stream: names.registerJournal.stream, subject: (partition: string) => names.registerJournal.subject(bucket, partition) };
-  const open = () => new KvRegisterStore({ nc, kv, bucket, publisher, logger: pino({ level: 'silent' }), journal, journalBytes });
+  const open = (moves?: { nc: NatsConnection; publisher: PipelinedPublisher }) => new KvRegisterStore({ nc, kv, bucket, publisher, moves, logger: pino({ level: 'silent' }), journal, journalBytes });
   const journalMessages = async (partition: string) => {
     const info = await (await jetstreamManager(nc)).streams.info(journal.stream, { subjects_filter: journal.subject(partition) });
     return info.state.subjects?.[journal.subject(partition)] ?? 0;
@@ -124,6 +124,24 @@ test('register store - the journals of all partitions share one budget: past it,
   assert.equal(await inBucket(small[0]!), undefined);
   const loaded = await open().load([...small, ...large]);
   assert.equal(loaded.size, 90);
+});
+
+test('register store - given a connection for moves, a journal moves to the bucket over it', async () => {
+  const { open, journalMessages, inBucket } = await fixture(2_000);
+  const movesConnection = await connect({ servers: url });
+  const movesPublisher = new PipelinedPublisher(movesConnection);
+  try {
+    const store = open({ nc: movesConnection, publisher: movesPublisher });
+    const keys = Array.from({ length: 50 }, (_, i) => [2, 'boats', `user-${i}`]);
+    await store.save(keys.map((key, i) => ({ key, json: json(i, 100 + i) })));
+    await store.settle();
+    assert.equal(await journalMessages('2'), 0);
+    assert.deepEqual(await inBucket(keys[49]!), register(49, 149));
+    assert.ok(movesConnection.stats().outMsgs >= 50, 'the registers went over the moves connection');
+  } finally {
+    await movesPublisher.close();
+    await movesConnection.close();
+  }
 });
 
 test('register store - a commit larger than a message is journaled as several, and replays whole', async () => {

@@ -32,6 +32,13 @@ export interface KvRegisterStoreOptions {
   kv: KV;
   bucket: string;
   publisher: PipelinedPublisher;
+  /**
+   * The connection (and its publisher) that journal moves write the bucket over; default `nc`. The
+   * server reads a connection's messages in order, and in a bucket of millions of keys a slice of
+   * rewrites has held a connection's reading for seconds: on a connection of their own, the
+   * worker's derived documents and commits do not wait behind them.
+   */
+  moves?: { nc: NatsConnection; publisher: PipelinedPublisher };
   logger: Logger;
   /** The journal stream, and the subject of one partition's journal of this bucket. */
   journal: { stream: string; subject(partition: string): string };
@@ -106,6 +113,7 @@ export class KvRegisterStore implements RegisterStore {
   readonly #leaderGet: string;
   #isReplicated: Promise<boolean> | undefined;
   readonly #publisher: PipelinedPublisher;
+  readonly #moves: { nc: NatsConnection; publisher: PipelinedPublisher };
   readonly #logger: Logger;
   readonly #journal: KvRegisterStoreOptions['journal'];
   readonly #journalBytes: number;
@@ -117,7 +125,7 @@ export class KvRegisterStore implements RegisterStore {
   /** Per partition (first key component, encoded): the keys stored in the bucket, and maybe a few more. */
   readonly #known = new Map<string, Promise<BloomFilter>>();
   #jsm: Promise<JetStreamManager> | undefined;
-  /** Counts connection interruptions: a bucket write that saw one cannot trust its fence. */
+  /** Counts interruptions of the moves' connection: a bucket write that saw one cannot trust its fence. */
   #interruptions = 0;
   readonly stats: RegisterStoreStats = { journaled: 0, moves: 0, moved: 0, bucketReads: 0, bucketFound: 0 };
 
@@ -129,11 +137,13 @@ export class KvRegisterStore implements RegisterStore {
     this.#directGet = `$JS.API.DIRECT.GET.${kvStreamPrefix}${options.bucket}.${this.#keySubject}`;
     this.#leaderGet = `$JS.API.STREAM.MSG.GET.${kvStreamPrefix}${options.bucket}`;
     this.#publisher = options.publisher;
+    const moves = options.moves ?? { nc: options.nc, publisher: options.publisher };
+    this.#moves = moves;
     this.#logger = options.logger;
     this.#journal = options.journal;
     this.#journalBytes = options.journalBytes ?? defaultRegisterMemory.journalBytes;
     void (async () => {
-      for await (const status of options.nc.status()) {
+      for await (const status of moves.nc.status()) {
         if (status.type === 'disconnect' || status.type === 'reconnect' || status.type === 'staleConnection' || status.type === 'forceReconnect') this.#interruptions++;
       }
     })();
@@ -246,20 +256,21 @@ export class KvRegisterStore implements RegisterStore {
     const through = journal.lastSeq;
     const bytes = journal.bytes;
     const interruptions = this.#interruptions;
+    const { nc, publisher } = this.#moves;
     const acked: Promise<unknown>[] = [];
     try {
       for (let i = 0; i < moved.length; i += moveSliceSize) {
-        if (i > 0) await this.#publisher.publish(this.#keySubject + fenceKey, '');
+        if (i > 0) await publisher.publish(this.#keySubject + fenceKey, '');
         for (const [encoded, body] of moved.slice(i, i + moveSliceSize)) {
           const subject = this.#keySubject + encoded;
-          if (body.length > unackedMaxBytes) acked.push(this.#publisher.publish(subject, body));
-          else this.#nc.publish(subject, body);
+          if (body.length > unackedMaxBytes) acked.push(publisher.publish(subject, body));
+          else nc.publish(subject, body);
         }
       }
-      acked.push(this.#publisher.publish(this.#keySubject + fenceKey, ''));
+      acked.push(publisher.publish(this.#keySubject + fenceKey, ''));
       await Promise.all(acked);
       if (this.#interruptions !== interruptions) {
-        acked.push(...moved.map(([encoded, body]) => this.#publisher.publish(this.#keySubject + encoded, body)));
+        acked.push(...moved.map(([encoded, body]) => publisher.publish(this.#keySubject + encoded, body)));
         await Promise.all(acked);
       }
     } catch (error) {
