@@ -20,10 +20,11 @@ const replayPageSize = 64;
 /**
  * Registers sent to the bucket at a time while a journal is moved; the next slice waits for the
  * server to have stored this one (an acked fence). The server reads a connection's messages in
- * order, so whatever a move has sent and the server not yet stored delays every transaction's
- * messages: 60,000 at once gave a p99 of 409 ms at 5,000 events/s, and in a bucket of millions of
- * keys (nats-server 2.9 took ~56 µs to rewrite one) a slice per turn of the event loop was still
- * sent faster than the server stored them.
+ * order, so while moves shared the worker's connection, whatever a move had sent and the server not
+ * yet stored delayed every transaction's messages: 60,000 at once gave a p99 of 409 ms at 5,000
+ * events/s, and in a bucket of millions of keys (nats-server 2.9 took ~56 µs to rewrite one) a
+ * slice per turn of the event loop was still sent faster than the server stored them. On a
+ * connection of their own (`moves`), the pacing still hands the server a move a slice at a time.
  */
 const moveSliceSize = 1_000;
 
