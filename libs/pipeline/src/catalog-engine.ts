@@ -26,7 +26,17 @@ export function pipelineEngineFactory(options: PipelineEngineOptions): EngineFac
     const names = namesFor(namespace);
     const nc = await connectNats({ servers: options.natsUrl, name: `segment-test-${namespace}` });
     const database = openDatabase({ connectionString: options.databaseUrl, schema: namespace, applicationName: 'segment-test', maxConnections: 3 });
-    const pipeline = await startPipeline({ nc, names, logger, database });
+    let pipeline: Awaited<ReturnType<typeof startPipeline>>;
+    try {
+      pipeline = await startPipeline({ nc, names, logger, database });
+    } catch (error) {
+      // A test that could not start must not keep the process alive (the connection) or leave its namespace behind.
+      await deprovision(nc, names).catch(() => undefined);
+      await dropSchema(database).catch(() => undefined);
+      await database.destroy();
+      await nc.close();
+      throw error;
+    }
     const publisher = new PipelinedPublisher(nc);
     const engine: Engine = {
       async ingest(collection, documents) {

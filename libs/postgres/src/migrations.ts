@@ -1,6 +1,7 @@
 // Kysely migrations, per namespace schema. Raw SQL: collations, views and grants say more plainly
 // in SQL than through a builder. Text keys use COLLATE "C": code point order, the order of every
 // other part of Segment (Postgres would otherwise sort by the locale).
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely';
 import type { SegmentDatabase } from './database.ts';
 
@@ -108,9 +109,25 @@ export async function migrate(database: SegmentDatabase): Promise<MigrationResul
     provider: new StaticProvider(migrationsFor(database.schema)),
     migrationTableSchema: database.schema,
   });
-  const result = await migrator.migrateToLatest();
-  if (result.error) throw new Error(`migrating schema ${database.schema} failed: ${result.error instanceof Error ? result.error.message : String(result.error)}`, { cause: result.error });
-  return result;
+  for (let attempt = 1; ; attempt++) {
+    const result = await migrator.migrateToLatest();
+    if (!result.error) return result;
+    if (attempt < 5 && isAnotherSchemaDropped(result.error, database.schema)) {
+      await sleep(50 * attempt);
+      continue;
+    }
+    throw new Error(`migrating schema ${database.schema} failed: ${result.error instanceof Error ? result.error.message : String(result.error)}`, { cause: result.error });
+  }
+}
+
+/**
+ * Kysely's migrator looks for its tables by listing the tables of every schema (with
+ * `pg_get_serial_sequence` on each), which fails when another namespace's schema is dropped during
+ * the listing (seen with two test runs at once). Nothing of ours was changed then: try again.
+ */
+function isAnotherSchemaDropped(error: unknown, schema: string): boolean {
+  const { code, message } = error as { code?: string; message?: string };
+  return (code === '3F000' || code === '42P01') && !String(message).includes(`"${schema}"`);
 }
 
 /** Drops a namespace's schema and everything in it (tests and benchmarks). */
