@@ -26,15 +26,21 @@ export function pipelineEngineFactory(options: PipelineEngineOptions): EngineFac
     const names = namesFor(namespace);
     const nc = await connectNats({ servers: options.natsUrl, name: `segment-test-${namespace}` });
     const database = openDatabase({ connectionString: options.databaseUrl, schema: namespace, applicationName: 'segment-test', maxConnections: 3 });
+    /** Removes the test's streams, buckets and schema; the connections are let go of whatever happens, or they keep the process alive. */
+    const removeNamespace = async () => {
+      try {
+        await deprovision(nc, names);
+        await dropSchema(database);
+      } finally {
+        await database.destroy();
+        await nc.close();
+      }
+    };
     let pipeline: Awaited<ReturnType<typeof startPipeline>>;
     try {
       pipeline = await startPipeline({ nc, names, logger, database });
     } catch (error) {
-      // A test that could not start must not keep the process alive (the connection) or leave its namespace behind.
-      await deprovision(nc, names).catch(() => undefined);
-      await dropSchema(database).catch(() => undefined);
-      await database.destroy();
-      await nc.close();
+      await removeNamespace().catch(() => undefined);
       throw error;
     }
     const publisher = new PipelinedPublisher(nc);
@@ -55,10 +61,7 @@ export function pipelineEngineFactory(options: PipelineEngineOptions): EngineFac
       async close() {
         await pipeline.stop();
         await publisher.close();
-        await deprovision(nc, names);
-        await dropSchema(database);
-        await database.destroy();
-        await nc.close();
+        await removeNamespace();
       },
     };
     return engine;

@@ -19,7 +19,7 @@ export interface PipelineOptions {
   discoveryIntervalMs?: number;
   /** How often derivations commit (write registers back, checkpoint, ack). */
   commit?: Partial<CommitPolicy>;
-  /** What the derivation worker keeps of registers, for all its partitions together (defaults: the config's). */
+  /** What the derivation worker keeps of registers, for all its partitions together (defaults: `defaultRegisterMemory`). */
   registerMemory?: RegisterMemory;
   /** A second connection, over which the derivation worker writes register journals to their buckets. */
   registerConnection?: NatsConnection;

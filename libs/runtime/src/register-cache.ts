@@ -39,9 +39,7 @@ export class WrittenRegisters {
   /** A register, marked as just used. */
   touch(id: string): string | undefined {
     const json = this.#json.get(id);
-    if (json === undefined) return undefined;
-    this.#json.delete(id);
-    this.#json.set(id, json);
+    if (json !== undefined) this.set(id, json);
     return json;
   }
 

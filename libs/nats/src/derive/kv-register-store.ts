@@ -73,8 +73,9 @@ interface PartitionJournal {
   bytes: number;
   /** Stream sequence of the newest journal message: a move purges through the newest it covers. */
   lastSeq: number;
-  /** The move to the bucket under way, if any. */
+  /** The move to the bucket under way, if any, and the bytes it empties the journal of once done. */
   moving: Promise<void> | undefined;
+  movingBytes: number;
 }
 
 /**
@@ -119,10 +120,8 @@ export class KvRegisterStore implements RegisterStore {
   readonly #journal: KvRegisterStoreOptions['journal'];
   readonly #journalBytes: number;
   readonly #journals = new Map<string, Promise<PartitionJournal>>();
-  /** The journals replayed so far, and the bytes they hold together, of which moves under way are taking `#movingBytes`. */
+  /** The journals replayed so far. */
   readonly #replayed: PartitionJournal[] = [];
-  #journaledBytes = 0;
-  #movingBytes = 0;
   /** Per partition (first key component, encoded): the keys stored in the bucket, and maybe a few more. */
   readonly #known = new Map<string, Promise<BloomFilter>>();
   #jsm: Promise<JetStreamManager> | undefined;
@@ -219,7 +218,6 @@ export class KvRegisterStore implements RegisterStore {
     for (const { seq } of acks) journal.lastSeq = Math.max(journal.lastSeq, seq);
     for (const { encoded, body } of writes) journal.bodies.set(encoded, body);
     journal.bytes += bytes;
-    this.#journaledBytes += bytes;
     this.stats.journaled += writes.length;
     this.#moveOverBudget();
   }
@@ -229,17 +227,20 @@ export class KvRegisterStore implements RegisterStore {
    * most memory, and a register changed many times in it meanwhile is written to the bucket once.
    */
   #moveOverBudget(): void {
-    while (this.#journaledBytes - this.#movingBytes > this.#journalBytes) {
+    for (;;) {
+      let notMoving = 0;
       let largest: PartitionJournal | undefined;
-      for (const journal of this.#replayed) if (!journal.moving && journal.bytes > (largest?.bytes ?? 0)) largest = journal;
-      if (!largest) return;
+      for (const journal of this.#replayed) {
+        notMoving += journal.bytes - journal.movingBytes;
+        if (!journal.moving && journal.bytes > (largest?.bytes ?? 0)) largest = journal;
+      }
+      if (notMoving <= this.#journalBytes || !largest) return;
       const journal = largest;
-      const bytes = journal.bytes;
-      this.#movingBytes += bytes;
+      journal.movingBytes = journal.bytes;
       journal.moving = this.#move(journal)
         .catch((error: unknown) => this.#logger.warn({ err: error, bucket: this.#bucket, partition: journal.partition }, 'moving a register journal to its bucket failed; the next commit tries again'))
         .finally(() => {
-          this.#movingBytes -= bytes;
+          journal.movingBytes = 0;
           journal.moving = undefined;
         });
     }
@@ -255,7 +256,7 @@ export class KvRegisterStore implements RegisterStore {
     const { partition } = journal;
     const moved = [...journal.bodies];
     const through = journal.lastSeq;
-    const bytes = journal.bytes;
+    const bytes = journal.movingBytes;
     const interruptions = this.#interruptions;
     const { nc, publisher } = this.#moves;
     const acked: Promise<unknown>[] = [];
@@ -286,7 +287,6 @@ export class KvRegisterStore implements RegisterStore {
     // A register journaled again meanwhile is in a newer message: it stays.
     for (const [encoded, body] of moved) if (journal.bodies.get(encoded) === body) journal.bodies.delete(encoded);
     journal.bytes -= bytes;
-    this.#journaledBytes -= bytes;
     this.stats.moves++;
     this.stats.moved += moved.length;
   }
@@ -342,7 +342,7 @@ export class KvRegisterStore implements RegisterStore {
   }
 
   async #replay(partition: string): Promise<PartitionJournal> {
-    const journal: PartitionJournal = { partition, bodies: new Map(), bytes: 0, lastSeq: 0, moving: undefined };
+    const journal: PartitionJournal = { partition, bodies: new Map(), bytes: 0, lastSeq: 0, moving: undefined, movingBytes: 0 };
     for await (const page of readStreamPages(this.#nc, this.#journal.stream, replayPageSize, this.#journal.subject(partition))) {
       for (const message of page) {
         const text = decoder.decode(message.data);
@@ -357,7 +357,6 @@ export class KvRegisterStore implements RegisterStore {
       }
     }
     this.#replayed.push(journal);
-    this.#journaledBytes += journal.bytes;
     return journal;
   }
 
