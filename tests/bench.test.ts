@@ -39,6 +39,13 @@ test('bench - a smoke run through the gateway: every row equals the reference mo
   assert.equal(result.exactness.mode, 'full');
   assert.ok(result.eventsPerSecond > 0 && result.rawPublishPerSecond > 0 && result.naivePerSecond > 0);
   assert.ok(result.latency.probes > 0 && result.latency.lost === 0, JSON.stringify(result.latency));
+  // Every probe's latency is split at its event's and its membership's stored times, in that order.
+  const { byStage } = result.latency;
+  assert.equal(byStage.probes, result.latency.probes, JSON.stringify(byStage));
+  for (const hop of ['gateway', 'derive', 'project']) {
+    assert.ok(byStage[hop].p50Ms >= 0 && byStage[hop].p99Ms >= byStage[hop].p50Ms, `${hop}: ${JSON.stringify(byStage[hop])}`);
+  }
+  assert.ok(byStage.gateway.p50Ms + byStage.derive.p50Ms + byStage.project.p50Ms <= result.latency.maxMs, JSON.stringify(byStage));
   for (const stage of ['ingest', 'derive', 'project']) {
     assert.ok(result.cpuSeconds[stage] > 0, `cpu of ${stage}`);
     assert.ok(result.latency.cpuCores[stage] > 0 && result.latency.cpuCores[stage] < 2, `cores busy of ${stage} at the latency rate`);

@@ -14,6 +14,7 @@ import { deleteRawStream, naiveUpserts, rawPublish } from './baselines.ts';
 import { checkExactness } from './exactness.ts';
 import { createIngestClient, type IngestClient } from './ingest-client.ts';
 import { measureLatency } from './latency.ts';
+import { latencyByStage, markStreams, type LatencyByStage } from './latency-stages.ts';
 import { cpuBetween, natsServerPid, peakRssMb, pidsNamed, snapshotCpu, startStage, type Stage, type StageName } from './processes.ts';
 import { describePostgresSettings, readPostgresSettings } from './postgres-settings.ts';
 import { coresBusy, evaluateTargets, type BenchResult, type CpuSeconds } from './report.ts';
@@ -52,6 +53,11 @@ export interface BenchOptions {
 // slowed the server the bench measures (and timed out). The end time is known to within 250 ms.
 const progressIntervalMs = 2_000;
 const caughtUpPollMs = 250;
+function describeStages(stages: LatencyByStage): string {
+  const hop = (label: string, { p50Ms, p99Ms, slowestMeanMs }: LatencyByStage['gateway']) => `${label} ${p50Ms.toFixed(0)} / ${p99Ms.toFixed(0)} ms (${slowestMeanMs.toFixed(0)})`;
+  return [hop('gateway to events stream', stages.gateway), hop('derive', stages.derive), hop('project to visible', stages.project)].join(', ');
+}
+
 const cli = fileURLToPath(new URL('../../cli/bin/segment.js', import.meta.url));
 const stageReadyTimeoutMs = 60_000;
 /** Every 50th latency event is a probe: at 5,000 events/s, 100 probes a second. */
@@ -215,12 +221,15 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
 
     // Latency: a fixed rate, probes polled in Postgres.
     say(`bench: latency phase: ${count(options.rate)} events/s for ${options.latencySeconds} s, a probe every ${probeEvery} events`);
+    const marks = await markStreams(nc, names);
     const latencyCpu = meterCpu();
     const latencyStart = performance.now();
     const latency = await measureLatency({ client, database, events: workload.latency, rate: options.rate, settleTimeoutMs: 30_000, signal });
     const latencyCores = coresBusy(latencyCpu(), (performance.now() - latencyStart) / 1000);
     say(`bench: latency p50 ${latency.p50Ms.toFixed(0)} ms, p99 ${latency.p99Ms.toFixed(0)} ms over ${latency.latenciesMs.length} probes (${latency.lost} lost), sent ${count(latency.sentPerSecond)} events/s`);
     await abortable(waitUntilCaughtUp(nc, database, names, { timeoutMs: 120_000, intervalMs: caughtUpPollMs }), signal);
+    const byStage = await latencyByStage(nc, names, marks, latency.seen);
+    say(`bench: latency by stage, p50 / p99 (mean of the slowest 1%): ${describeStages(byStage)}, over ${count(byStage.probes)} probes`);
 
     const rssMb = Object.fromEntries(
       (['ingest', 'derive', 'project'] as const).map((name) => [name, stagePids[name].reduce((sum, pid) => sum + (peakRssMb(pid) ?? Number.NaN), 0)]),
@@ -257,6 +266,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         p50Ms: latency.p50Ms,
         p99Ms: latency.p99Ms,
         maxMs: latency.maxMs,
+        byStage,
         cpuCores: latencyCores,
       },
       p50LatencyMs: latency.p50Ms,

@@ -18,6 +18,13 @@ export interface LatencyOptions {
   signal?: AbortSignal;
 }
 
+/** One probe that was seen: its user, and when it was sent and first seen (epoch ms, comparable with the server's message timestamps). */
+export interface ProbeTiming {
+  user: string;
+  sentAtMs: number;
+  seenAtMs: number;
+}
+
 export interface LatencyResult {
   rate: number;
   /** Events sent, and the achieved rate. */
@@ -28,6 +35,8 @@ export interface LatencyResult {
   lost: number;
   /** Probe latencies in ms, ascending. */
   latenciesMs: number[];
+  /** The probes seen, in the order they were seen. */
+  seen: ProbeTiming[];
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
@@ -35,6 +44,9 @@ export interface LatencyResult {
 
 const sliceMs = 10;
 const pollMs = 10;
+
+/** Now as epoch milliseconds, with performance.now()'s resolution. */
+const epochNow = (): number => performance.timeOrigin + performance.now();
 
 /** Nearest-rank percentile of ascending values (NaN when there are none). */
 export function percentile(ascending: readonly number[], p: number): number {
@@ -48,6 +60,7 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyRe
   const lines = events.lines;
   const sentAt = new Map<string, number>();
   const latencies: number[] = [];
+  const seen: ProbeTiming[] = [];
   let failure: unknown;
   let sending = true;
   let settleDeadline = Infinity;
@@ -59,11 +72,12 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyRe
       if (sentAt.size > 0) {
         const users = [...sentAt.keys()];
         const { rows } = await sql<{ user: string }>`SELECT "user" FROM ${table} WHERE "user" = ANY(${users})`.execute(database.db);
-        const seenAt = performance.now();
+        const seenAt = epochNow();
         for (const { user } of rows) {
           const at = sentAt.get(user);
           if (at === undefined) continue;
           latencies.push(seenAt - at);
+          seen.push({ user, sentAtMs: at, seenAtMs: seenAt });
           sentAt.delete(user);
         }
       }
@@ -106,7 +120,7 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyRe
     while (next < lines.length && failure === undefined && !options.signal?.aborted) {
       const due = Math.min(lines.length, Math.floor(((performance.now() - started) / 1000) * rate));
       if (due > next) {
-        const now = performance.now();
+        const now = epochNow();
         for (let i = next; i < due; i++) {
           const probe = events.probes.get(i);
           if (probe !== undefined) sentAt.set(probe, now);
@@ -132,6 +146,7 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyRe
       probes: events.probes.size,
       lost: sentAt.size,
       latenciesMs: latencies,
+      seen,
       p50Ms: percentile(latencies, 50),
       p99Ms: percentile(latencies, 99),
       maxMs: latencies.at(-1) ?? Number.NaN,

@@ -1,5 +1,6 @@
 // What a run found: one result shape, printed as a markdown table and written as JSON.
 import type { ExactnessResult } from './exactness.ts';
+import type { LatencyByStage } from './latency-stages.ts';
 import { describePostgresSettings, type PostgresSettings } from './postgres-settings.ts';
 import type { StageName } from './processes.ts';
 
@@ -28,6 +29,8 @@ export interface BenchResult {
     p50Ms: number;
     p99Ms: number;
     maxMs: number;
+    /** Each probe's latency split at the server's timestamps of its event and of its derived membership. */
+    byStage: LatencyByStage;
     /** CPU per component over the phase (sending and waiting for the last probes), in cores busy. */
     cpuCores: CpuSeconds;
   };

@@ -13,6 +13,7 @@ import {
   formatProvisionItem,
   provision,
   ProvisionError,
+  registerBucketHistory,
   type ProvisionConfig,
   unappliedSettings,
 } from './provision.ts';
@@ -108,20 +109,32 @@ describe('provision', () => {
     assert.deepEqual(bucket.subjects, [`$KV.${names.buckets.checkpoints}.>`]);
     assert.equal(bucket.max_msgs_per_subject, 1);
     assert.equal(bucket.allow_direct, true);
+    assert.equal((await jsm.streams.info(`KV_${names.buckets.toggleRegisters}`)).config.max_msgs_per_subject, registerBucketHistory);
     assert.equal(bucket.storage, 'file');
   });
 
-  test('provision - the buckets work as KV buckets with history 1', async () => {
+  test('provision - the buckets work as KV buckets: registers keep older versions, checkpoints only the current one', async () => {
     const names = freshNames();
     await provision(nc, names, memory, logger);
 
-    const kv = await new Kvm(nc).open(names.buckets.toggleRegisters);
-    await kv.put('7.seg.usr', 'one');
-    await kv.put('7.seg.usr', 'two');
-    assert.equal((await kv.get('7.seg.usr'))?.string(), 'two');
-    const status = await kv.status();
-    assert.equal(status.history, 1);
-    assert.equal(status.values, 1);
+    const registers = await new Kvm(nc).open(names.buckets.toggleRegisters);
+    await registers.put('7.seg.usr', 'one');
+    await registers.put('7.seg.usr', 'two');
+    assert.equal((await registers.get('7.seg.usr'))?.string(), 'two');
+    const keys: string[] = [];
+    for await (const key of await registers.keys()) keys.push(key);
+    assert.deepEqual(keys, ['7.seg.usr']);
+    const registerStatus = await registers.status();
+    assert.equal(registerStatus.history, registerBucketHistory);
+    assert.equal(registerStatus.values, 2);
+
+    const checkpoints = await new Kvm(nc).open(names.buckets.checkpoints);
+    await checkpoints.put('7', '1');
+    await checkpoints.put('7', '2');
+    assert.equal((await checkpoints.get('7'))?.string(), '2');
+    const checkpointStatus = await checkpoints.status();
+    assert.equal(checkpointStatus.history, 1);
+    assert.equal(checkpointStatus.values, 1);
   });
 
   test('provision - changed mutable settings are updated and reported with their differences', async () => {

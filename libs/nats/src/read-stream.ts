@@ -1,4 +1,4 @@
-import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, type JsMsg, type OrderedConsumerOptions } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 
 export interface StoredMessage {
@@ -8,15 +8,28 @@ export interface StoredMessage {
   data: Uint8Array;
 }
 
+export interface ReadStreamOptions {
+  pageSize: number;
+  /** Only this subject's messages. */
+  subject?: string;
+  /** From this stream sequence on (default: the first message). */
+  fromSeq?: number;
+}
+
 /**
- * A stream's messages in order (those of one subject, given `subject`), in pages of at most
- * `pageSize`, up to its last sequence when called: messages stored meanwhile are not read (a DLQ
- * replay re-dead-lettering does not loop). Read with an ordered consumer, deleted at the end.
+ * A stream's messages in order, in pages of at most `pageSize`, up to its last sequence when
+ * called: messages stored meanwhile are not read (a DLQ replay re-dead-lettering does not loop).
+ * Read with an ordered consumer, deleted at the end.
  */
-export async function* readStreamPages(nc: NatsConnection, stream: string, pageSize: number, subject?: string): AsyncGenerator<JsMsg[]> {
+export async function* readStreamPages(nc: NatsConnection, stream: string, options: ReadStreamOptions): AsyncGenerator<JsMsg[]> {
+  const { pageSize, subject, fromSeq } = options;
   const lastSeq = await lastSequence(nc, stream, subject);
-  if (lastSeq === 0) return;
-  const consumer = await jetstream(nc).consumers.get(stream, subject === undefined ? {} : { filter_subjects: subject });
+  if (lastSeq === 0 || (fromSeq ?? 0) > lastSeq) return;
+  const consumerOptions: Partial<OrderedConsumerOptions> = {
+    ...(subject === undefined ? {} : { filter_subjects: subject }),
+    ...(fromSeq === undefined ? {} : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq }),
+  };
+  const consumer = await jetstream(nc).consumers.get(stream, consumerOptions);
   try {
     for (;;) {
       const page: JsMsg[] = [];
@@ -52,7 +65,7 @@ async function lastSequence(nc: NatsConnection, stream: string, subject: string 
 /** Every message of a stream as it is now, in order (for tests, tools and small streams). */
 export async function readStream(nc: NatsConnection, stream: string): Promise<StoredMessage[]> {
   const out: StoredMessage[] = [];
-  for await (const page of readStreamPages(nc, stream, 1000)) {
+  for await (const page of readStreamPages(nc, stream, { pageSize: 1000 })) {
     for (const message of page) {
       const headers: Record<string, string> = {};
       for (const [key, values] of message.headers ?? []) headers[key] = values[0] ?? '';

@@ -6,6 +6,15 @@ import { PostgresProjectionStore, projections, type ProjectedCollection, type Pr
 import { Projector } from '@segment/runtime';
 import type { Logger } from '@segment/telemetry';
 
+/**
+ * What a projector asks ahead for, and may hold unacked: two transactions of 32 derived messages
+ * (up to 1 MB each, ~0.5 MB under load), so the next transaction's messages arrive during a commit.
+ * The server lets 64 MiB wait for a connection before it drops messages as a slow consumer's, and
+ * the projectors of a process share one: with 8,000 it did so in a 10M-event bench (the projector
+ * noticed the gap and reopened), and a projector buffered what it could not yet apply.
+ */
+const projectorPrefetch = { prefetchMessages: 64, maxAckPending: 64 };
+
 /** The projectors of every projected collection, each consuming its derived stream into its table (built, not started). */
 export async function createProjectors(nc: NatsConnection, database: SegmentDatabase, names: Names, logger: Logger): Promise<Projector[]> {
   const js = jetstream(nc);
@@ -20,7 +29,7 @@ export async function createProjectors(nc: NatsConnection, database: SegmentData
       key: collections[projection.collection as keyof typeof collections].key,
       store: new PostgresProjectionStore(database, projection, name),
       decode: decodeDerivedMessage,
-      open: (startSeq) => openDurableSource(js, jsm, { stream: stream.stream, name, filter: stream.subjects, startSeq, logger }),
+      open: (startSeq) => openDurableSource(js, jsm, { stream: stream.stream, name, filter: stream.subjects, startSeq, ...projectorPrefetch, logger }),
       logger: logger.child({ projector: name }),
     });
   });

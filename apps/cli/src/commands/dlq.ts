@@ -73,7 +73,7 @@ function letterOf(seq: number, time: string, header: MsgHdrs | undefined, data: 
 
 /** The dead letters in order, in pages, up to the stream's last sequence when called (see readStreamPages). */
 async function* readLetters(nc: NatsConnection, stream: string): AsyncGenerator<DeadLetter[]> {
-  for await (const page of readStreamPages(nc, stream, replayBatch)) yield page.map(letterFromJs);
+  for await (const page of readStreamPages(nc, stream, { pageSize: replayBatch })) yield page.map(letterFromJs);
 }
 
 function letterFromJs(message: JsMsg): DeadLetter {

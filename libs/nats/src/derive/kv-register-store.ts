@@ -343,7 +343,7 @@ export class KvRegisterStore implements RegisterStore {
 
   async #replay(partition: string): Promise<PartitionJournal> {
     const journal: PartitionJournal = { partition, bodies: new Map(), bytes: 0, lastSeq: 0, moving: undefined, movingBytes: 0 };
-    for await (const page of readStreamPages(this.#nc, this.#journal.stream, replayPageSize, this.#journal.subject(partition))) {
+    for await (const page of readStreamPages(this.#nc, this.#journal.stream, { pageSize: replayPageSize, subject: this.#journal.subject(partition) })) {
       for (const message of page) {
         const text = decoder.decode(message.data);
         for (let start = 0; start < text.length; ) {

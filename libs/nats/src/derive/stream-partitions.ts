@@ -67,6 +67,13 @@ export interface DurableSourceOptions {
   startSeq: number;
   maxAckPending?: number;
   ackWaitMs?: number;
+  /**
+   * Messages asked for ahead of the transaction in progress; default 8,000. Fewer for streams of
+   * large messages: the server drops a connection's messages once 64 MiB wait for it to read them
+   * ("slow consumer"). (Asking by bytes instead stalls in nats.js 3 when the next message does not
+   * fit what is left of a request: it waits for two missed heartbeats.)
+   */
+  prefetchMessages?: number;
   logger: Logger;
 }
 
@@ -92,7 +99,7 @@ export async function openDurableSource(js: JetStreamClient, jsm: JetStreamManag
     throw new Error(`consumer ${name} on ${stream} was created with filter ${JSON.stringify(info.config.filter_subject)} instead of ${filter}`);
   }
   logger.debug({ stream, consumer: name, startSeq }, 'consumer opened');
-  return ConsumerSource.open(await js.consumers.get(stream, name), name, info.delivered.consumer_seq);
+  return ConsumerSource.open(await js.consumers.get(stream, name), name, info.delivered.consumer_seq, options.prefetchMessages ?? defaultPrefetchMessages);
 }
 
 /**
@@ -114,7 +121,7 @@ export class DeliveryGapError extends Error {
 }
 
 /** Messages asked for ahead of the transaction in progress: the next batch is what arrived meanwhile. */
-const prefetchMessages = 8_000;
+const defaultPrefetchMessages = 8_000;
 
 /**
  * A partition source over a standing pull (`consume`): messages stream into a buffer while the
@@ -142,7 +149,7 @@ class ConsumerSource implements PartitionSource {
     this.#nextDelivery = delivered + 1;
   }
 
-  static async open(consumer: Consumer, name: string, delivered: number): Promise<ConsumerSource> {
+  static async open(consumer: Consumer, name: string, delivered: number, prefetchMessages: number): Promise<ConsumerSource> {
     let source: ConsumerSource | undefined;
     const messages = await consumer.consume({
       max_messages: prefetchMessages,
