@@ -41,6 +41,8 @@ export interface BenchOptions {
   naiveSeconds?: number;
   /** Above this many events the exactness check samples users (the reference model's memory). */
   fullCheckLimit?: number;
+  /** How long the events stream remembers an event id (default: `segment setup`'s, 10 minutes). */
+  duplicateWindowMs?: number;
   /** Keep the streams and the schema afterwards. */
   keep?: boolean;
   logger: Logger;
@@ -120,7 +122,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   try {
     nc = await connectNats({ servers: options.natsUrl, name: 'segment-bench' });
     database = openDatabase({ connectionString: options.databaseUrl, schema: namespace, applicationName: 'segment-bench', maxConnections: 4 });
-    await provision(nc, names, defaultProvisionConfig, logger);
+    await provision(nc, names, { ...defaultProvisionConfig, duplicateWindowMs: options.duplicateWindowMs ?? defaultProvisionConfig.duplicateWindowMs }, logger);
     await migrate(database);
     const postgresSettings = await readPostgresSettings(database);
     say(`bench: namespace ${namespace} (streams ${names.events.stream}…, Postgres schema ${namespace}); ${describePostgresSettings(postgresSettings)}`);

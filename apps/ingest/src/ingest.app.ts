@@ -40,7 +40,9 @@ export function natsEventSink(publisher: PipelinedPublisher, names: Names): Even
   const subjectOf = (event: Event) => names.events.subject(event.segment.vendor);
   return {
     subjectOf,
-    publish: (event) => publisher.publish(subjectOf(event), JSON.stringify(event), { msgId: event.event }),
+    // A Buffer, not the string: nats.js would encode a string with a TextEncoder, a new ArrayBuffer
+    // per event, where Buffer.from takes small ones from a shared pool (0.2 µs against 0.4–1.2).
+    publish: (event) => publisher.publish(subjectOf(event), Buffer.from(JSON.stringify(event)), { msgId: event.event }),
   };
 }
 
@@ -99,7 +101,7 @@ export async function runIngest({ config, logger, signal, tokensFile, tokens, on
   const names = namesFor(config.namespace);
   const nc = await connectNats({ servers: config.natsUrl, name: 'segment-ingest' });
   try {
-    await provision(nc, names, { ...defaultProvisionConfig, replicas: config.replicas }, logger);
+    await provision(nc, names, { ...defaultProvisionConfig, replicas: config.replicas }, logger, { existing: 'keep' });
     const handle = await startIngestServer({ ...settings, nc, names, logger, tokens: tokenList });
     logger.info({ port: handle.port, host: settings.host ?? '127.0.0.1', namespace: config.namespace, tokens: tokenList?.length ?? 0 }, 'ingesting');
     onListening?.(handle.port);

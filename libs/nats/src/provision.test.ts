@@ -167,6 +167,25 @@ describe('provision', () => {
     assert.deepEqual((await provision(nc, names, memory, logger)).filter((item) => item.action !== 'unchanged'), []);
   });
 
+  test("provision - a stage's provisioning keeps what segment setup set, and only creates what is missing", async () => {
+    // Given a namespace set up with a 2-minute duplicate window, whose dead-letter stream was deleted
+    const names = freshNames();
+    await provision(nc, names, { ...memory, duplicateWindowMs: 120_000 }, logger);
+    await jsm.streams.delete(names.deadLetters.stream);
+
+    // When a stage provisions it with the defaults, keeping what exists
+    const report = await provision(nc, names, memory, logger, { existing: 'keep' });
+
+    // Then the events stream keeps its window, reported kept with the difference, and the missing stream is created
+    assert.deepEqual(
+      report.find((item) => item.name === names.events.stream),
+      { kind: 'stream', name: names.events.stream, action: 'kept', changes: ['duplicate_window 120s -> 600s'] },
+    );
+    assert.equal((await jsm.streams.info(names.events.stream)).config.duplicate_window, 120_000_000_000);
+    assert.equal(report.find((item) => item.name === names.deadLetters.stream)?.action, 'created');
+    assert.equal((await jsm.streams.info(names.deadLetters.stream)).config.duplicate_window, 600_000_000_000);
+  });
+
   test('provision - a bucket whose history was changed by hand is set back to 1', async () => {
     const names = freshNames();
     await provision(nc, names, memory, logger);

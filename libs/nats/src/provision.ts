@@ -29,15 +29,25 @@ export const defaultProvisionConfig: Readonly<ProvisionConfig> = Object.freeze({
   storage: 'file',
 });
 
-export type ProvisionAction = 'created' | 'updated' | 'unchanged';
+export type ProvisionAction = 'created' | 'updated' | 'unchanged' | 'kept';
 
 export interface ProvisionItem {
   readonly kind: 'stream' | 'bucket';
   /** The stream name, or for a bucket its KV name (its stream is `KV_<name>`). */
   readonly name: string;
   readonly action: ProvisionAction;
-  /** For `updated`: what changed, e.g. `duplicate_window 120s -> 600s`. */
+  /** For `updated`: what changed, e.g. `duplicate_window 120s -> 600s`; for `kept`, what was not. */
   readonly changes?: string[];
+}
+
+export interface ProvisionOptions {
+  /**
+   * What becomes of a stream or bucket that exists with other mutable settings than the config's:
+   * `reconcile` (the default, `segment setup`) updates it; `keep` leaves it as it was set and
+   * reports it `kept`. A stage creates what is missing with `keep`, so that it does not undo what
+   * `segment setup` set (it used to put a shortened duplicate window back to the default).
+   */
+  existing?: 'reconcile' | 'keep';
 }
 
 export type ProvisionReport = readonly ProvisionItem[];
@@ -315,7 +325,7 @@ async function create(jsm: JetStreamManager, spec: Spec): Promise<ProvisionItem>
  * Creates or reconciles every stream and bucket of a namespace. Every item is planned before any
  * is changed, so a setting that cannot change in place fails the whole run with nothing touched.
  */
-export async function provision(nc: NatsConnection, names: Names, config: ProvisionConfig, logger: Logger): Promise<ProvisionReport> {
+export async function provision(nc: NatsConnection, names: Names, config: ProvisionConfig, logger: Logger, options: ProvisionOptions = {}): Promise<ProvisionReport> {
   validate(config);
   if (config.replicas > 1 && !nc.info?.cluster) {
     throw new ProvisionError(
@@ -346,9 +356,12 @@ export async function provision(nc: NatsConnection, names: Names, config: Provis
       planned.step === 'create'
         ? await create(jsm, planned.spec)
         : planned.step === 'update'
-          ? await update(jsm, planned.spec, planned.differences)
+          ? options.existing === 'keep'
+            ? { kind: planned.spec.kind, name: planned.spec.name, action: 'kept' as const, changes: planned.differences.map(describeChange) }
+            : await update(jsm, planned.spec, planned.differences)
           : { kind: planned.spec.kind, name: planned.spec.name, action: 'unchanged' as const };
     if (item.action === 'unchanged') logger.debug({ kind: item.kind, name: item.name }, 'already provisioned');
+    else if (item.action === 'kept') logger.info({ kind: item.kind, name: item.name, notApplied: item.changes }, `${item.kind} kept as it was set (segment setup applies the defaults)`);
     else logger.info({ kind: item.kind, name: item.name, action: item.action, changes: item.changes }, `${item.kind} ${item.action}`);
     report.push(item);
   }

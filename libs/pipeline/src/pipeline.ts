@@ -44,7 +44,7 @@ export const derivations = [membershipsDerivation, profilesDerivation, togglesDe
 /** Sets up (streams, buckets, migrations) and starts the stages of the pipeline in this process. */
 export async function startPipeline(options: PipelineOptions): Promise<RunningPipeline> {
   const { nc, names, logger, database } = options;
-  await provision(nc, names, { ...defaultProvisionConfig, ...options.provision }, logger);
+  await provision(nc, names, { ...defaultProvisionConfig, ...options.provision }, logger, { existing: 'keep' });
   if (database) await migrate(database);
   let worker: DeriveWorker | undefined;
   let closeDerive: (() => Promise<void>) | undefined;

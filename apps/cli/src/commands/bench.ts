@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { loadConfig } from '@segment/config';
+import { defaultProvisionConfig } from '@segment/nats';
 import { exampleModel } from '@segment/segment';
 import { createLogger } from '@segment/telemetry';
 import { renderMarkdown, runBench, toJson } from '@segment/app-bench';
@@ -38,6 +39,7 @@ options:
   --naive-events N        at most this many events for the naive baseline (default 20000)
   --naive-seconds S       at most this long for the naive baseline (default 10)
   --full-check-limit N    above N events, check a sample of users only (default 2000000)
+  --duplicate-window S    seconds the events stream remembers an event id (default ${defaultProvisionConfig.duplicateWindowMs / 1000}, as segment setup)
   --namespace NAME        instead of bench_<random>
   --keep                  keep the streams and the Postgres schema
   --nats URL              NATS servers (env SEGMENT_NATS_URL, default nats://127.0.0.1:4222)
@@ -60,6 +62,7 @@ export const command: Command = {
         'naive-events': { type: 'string' },
         'naive-seconds': { type: 'string' },
         'full-check-limit': { type: 'string' },
+        'duplicate-window': { type: 'string' },
         namespace: { type: 'string' },
         keep: { type: 'boolean' },
         nats: { type: 'string' },
@@ -84,6 +87,7 @@ export const command: Command = {
       naiveEvents: integerFlag('naive-events', values['naive-events'], 20_000, 0),
       naiveSeconds: numberFlag('naive-seconds', values['naive-seconds'], 10, 0),
       fullCheckLimit: integerFlag('full-check-limit', values['full-check-limit'], 2_000_000, 1),
+      duplicateWindowMs: Math.round(numberFlag('duplicate-window', values['duplicate-window'], defaultProvisionConfig.duplicateWindowMs / 1000, 0.001) * 1000),
       keep: values.keep ?? false,
       logger,
       say: (line) => process.stderr.write(`${line}\n`),
