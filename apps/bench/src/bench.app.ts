@@ -14,10 +14,10 @@ import { deleteRawStream, naiveUpserts, rawPublish } from './baselines.ts';
 import { checkExactness } from './exactness.ts';
 import { createIngestClient, type IngestClient } from './ingest-client.ts';
 import { measureLatency } from './latency.ts';
-import { latencyByStage, markStreams, type LatencyByStage } from './latency-stages.ts';
+import { latencyByStage, markStreams } from './latency-stages.ts';
 import { cpuBetween, natsServerPid, peakRssMb, pidsNamed, snapshotCpu, startStage, type Stage, type StageName } from './processes.ts';
 import { describePostgresSettings, readPostgresSettings } from './postgres-settings.ts';
-import { coresBusy, evaluateTargets, type BenchResult, type CpuSeconds } from './report.ts';
+import { coresBusy, describeLatencyByStage, evaluateTargets, type BenchResult, type CpuSeconds } from './report.ts';
 import { generateWorkload, type Chunk } from './workload.ts';
 
 export { renderMarkdown, toJson, type BenchResult } from './report.ts';
@@ -55,10 +55,6 @@ export interface BenchOptions {
 // slowed the server the bench measures (and timed out). The end time is known to within 250 ms.
 const progressIntervalMs = 2_000;
 const caughtUpPollMs = 250;
-function describeStages(stages: LatencyByStage): string {
-  const hop = (label: string, { p50Ms, p99Ms, slowestMeanMs }: LatencyByStage['gateway']) => `${label} ${p50Ms.toFixed(0)} / ${p99Ms.toFixed(0)} ms (${slowestMeanMs.toFixed(0)})`;
-  return [hop('gateway to events stream', stages.gateway), hop('derive', stages.derive), hop('project to visible', stages.project)].join(', ');
-}
 
 const cli = fileURLToPath(new URL('../../cli/bin/segment.js', import.meta.url));
 const stageReadyTimeoutMs = 60_000;
@@ -231,7 +227,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     say(`bench: latency p50 ${latency.p50Ms.toFixed(0)} ms, p99 ${latency.p99Ms.toFixed(0)} ms over ${latency.latenciesMs.length} probes (${latency.lost} lost), sent ${count(latency.sentPerSecond)} events/s`);
     await abortable(waitUntilCaughtUp(nc, database, names, { timeoutMs: 120_000, intervalMs: caughtUpPollMs }), signal);
     const byStage = await latencyByStage(nc, names, marks, latency.seen);
-    say(`bench: latency by stage, p50 / p99 (mean of the slowest 1%): ${describeStages(byStage)}, over ${count(byStage.probes)} probes`);
+    say(`bench: latency by stage, p50 / p99 (mean of the slowest 1%): ${describeLatencyByStage(byStage)}, over ${count(byStage.probes)} probes`);
 
     const rssMb = Object.fromEntries(
       (['ingest', 'derive', 'project'] as const).map((name) => [name, stagePids[name].reduce((sum, pid) => sum + (peakRssMb(pid) ?? Number.NaN), 0)]),

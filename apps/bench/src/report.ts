@@ -97,6 +97,12 @@ const integer = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleStrin
 const fixed = (n: number, digits: number) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 const yes = (met: boolean) => (met ? 'yes' : '**no**');
 
+/** Each hop's p50 / p99, and in parentheses its mean over the probes at or above the p99 of the whole. */
+export function describeLatencyByStage(stages: LatencyByStage): string {
+  const hop = (label: string, { p50Ms, p99Ms, slowestMeanMs }: LatencyByStage['gateway']) => `${label} ${fixed(p50Ms, 0)} / ${fixed(p99Ms, 0)} ms (${fixed(slowestMeanMs, 0)})`;
+  return [hop('gateway to events stream', stages.gateway), hop('derive', stages.derive), hop('project to visible', stages.project)].join(', ');
+}
+
 export function renderMarkdown(result: BenchResult): string {
   const met = (metric: string) => yes(result.targets.find((t) => t.metric === metric)?.met ?? false);
   const { latency, cpuSeconds: cpu, exactness } = result;
@@ -109,6 +115,7 @@ export function renderMarkdown(result: BenchResult): string {
     ['naive one-by-one upserts', `${integer(result.naivePerSecond)} events/s (${integer(result.naiveEvents)} events)`, '', ''],
     ['latency p50, publish to visible', `${fixed(result.p50LatencyMs, 0)} ms (${latencyNote})`, '', ''],
     ['latency p99', `${fixed(result.p99LatencyMs, 0)} ms (max ${fixed(latency.maxMs, 0)} ms)`, `<= ${targetValues.p99LatencyMs} ms at ${integer(targetValues.latencyRate)}/s`, met('p99LatencyMs')],
+    ['latency by stage, p50 / p99 (slowest 1%)', describeLatencyByStage(latency.byStage), '', ''],
     [
       'mismatches vs reference model',
       `${integer(result.mismatches)} (${exactness.collections.map((c) => `${c.collection.slice('segment/'.length)} ${integer(c.actual)}`).join(', ')} rows; ${exactness.mode === 'full' ? 'every row' : `users sampled 1 in ${exactness.sampleEvery}`})`,
