@@ -55,7 +55,6 @@ export interface BenchOptions {
 // slowed the server the bench measures (and timed out). The end time is known to within 250 ms.
 const progressIntervalMs = 2_000;
 const caughtUpPollMs = 250;
-
 const cli = fileURLToPath(new URL('../../cli/bin/segment.js', import.meta.url));
 const stageReadyTimeoutMs = 60_000;
 /** Every 50th latency event is a probe: at 5,000 events/s, 100 probes a second. */

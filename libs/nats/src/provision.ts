@@ -114,10 +114,10 @@ function validate(config: ProvisionConfig): void {
  * a 3M-key bucket (it grows with the deletes), against 7 µs per new key. With room for older
  * versions a rewrite is an append, 6–10 µs, flat. Journal moves rewrite most of what they write
  * once the bucket is large (3.8M registers in the 10M-event bench, where the server's CPU went
- * from 37 to 33–34 µs per event). The cost: older versions stay
- * on disk, up to this many a key (a register is rewritten at most once per move of its
- * partition's journal), and a direct get of a key with several versions took ~38 µs instead of
- * ~11 (reads are the cache misses, ~10% of the writes at 10M events).
+ * from 37 to 33–34 µs per event). The cost: older versions stay on disk, up to this many a key
+ * (a register is rewritten at most once per move of its partition's journal), and a direct get of
+ * a key with several versions took ~38 µs instead of ~11 (reads are the cache misses, ~10% of the
+ * writes at 10M events).
  */
 export const registerBucketHistory = 64;
 

@@ -8,7 +8,7 @@ import type { Logger } from '@segment/telemetry';
 
 /**
  * What a projector asks ahead for, and may hold unacked: two transactions of 32 derived messages
- * (up to 1 MB each, ~0.5 MB under load), so the next transaction's messages arrive during a commit.
+ * (up to 1 MB each), so the next transaction's messages arrive during a commit.
  * The server lets 64 MiB wait for a connection before it drops messages as a slow consumer's, and
  * the projectors of a process share one: with 8,000 it did so in a 10M-event bench (the projector
  * noticed the gap and reopened), and a projector buffered what it could not yet apply.

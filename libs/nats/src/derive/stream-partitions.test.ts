@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import { pino } from 'pino';
 import { openDurableSource } from './stream-partitions.ts';
 
@@ -28,7 +28,7 @@ test('durable source - large messages are asked for a few at a time, held unacke
   const stream = `T_${randomBytes(5).toString('hex').toUpperCase()}`;
   const subject = `${stream.toLowerCase()}.large`;
   streams.push(stream);
-  await jsm.streams.add({ name: stream, subjects: [subject], storage: 'memory' as never });
+  await jsm.streams.add({ name: stream, subjects: [subject], storage: StorageType.Memory });
   const js = jetstream(nc);
   const body = new Uint8Array(512 * 1024);
   for (let i = 0; i < 40; i++) await js.publish(subject, body);
