@@ -53,6 +53,11 @@ test('bench - a smoke run through the gateway: every row equals the reference mo
   }
   assert.match(stdout, /^\| end-to-end throughput \| [\d,]+ events\/s/m);
   assert.match(stdout, /^\| mismatches vs reference model \| 0 /m);
+  for (const phase of ['throughput', 'latency']) {
+    const activity = result.postgresCheckpoints[phase];
+    assert.ok(activity.checkpoints >= 0 && activity.syncSeconds >= 0 && activity.writeSeconds >= 0, `${phase}: ${JSON.stringify(activity)}`);
+  }
+  assert.match(stdout, /^\| Postgres checkpoints, latency phase \| \d+ checkpoints? started \(writing [\d.]+ s, syncing [\d.]+ s\)/m);
   assert.match(stdout, /^\| latency by stage, p50 \/ p99 \(slowest 1%\) \| gateway to events stream \d+ \/ \d+ ms \(\d+\), derive \d+ \/ \d+ ms \(\d+\), project to visible \d+ \/ \d+ ms \(\d+\) \|/m);
   assert.match(stdout, /^\| CPU derive \| [\d.]+ s = [\d,]+ µs\/event; [\d.]+ cores at [\d,]+\/s /m);
   t.diagnostic(`${Math.round(result.eventsPerSecond)} events/s end to end, raw publish ${Math.round(result.rawPublishPerSecond)}/s, p99 ${Math.round(result.p99LatencyMs)} ms`);

@@ -16,7 +16,7 @@ import { createIngestClient, type IngestClient } from './ingest-client.ts';
 import { measureLatency } from './latency.ts';
 import { latencyByStage, markStreams } from './latency-stages.ts';
 import { cpuBetween, natsServerPid, peakRssMb, pidsNamed, snapshotCpu, startStage, type Stage, type StageName } from './processes.ts';
-import { describePostgresSettings, readPostgresSettings } from './postgres-settings.ts';
+import { checkpointActivityBetween, describeCheckpointActivity, describePostgresSettings, readCheckpointActivity, readPostgresSettings } from './postgres-settings.ts';
 import { coresBusy, describeLatencyByStage, evaluateTargets, type BenchResult, type CpuSeconds } from './report.ts';
 import { generateWorkload, type Chunk } from './workload.ts';
 
@@ -184,6 +184,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         };
       };
     };
+    const checkpointsAtStart = await readCheckpointActivity(database, postgresSettings);
     const throughputCpu = meterCpu();
     let posted = 0;
     const phaseStart = performance.now();
@@ -211,6 +212,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       clearInterval(progressTimer);
     }
     const cpuSeconds = throughputCpu();
+    const checkpointsAfterThroughput = await readCheckpointActivity(database, postgresSettings);
     const endToEndSeconds = (caughtUpAt - phaseStart) / 1000;
     const eventsPerSecond = options.events / endToEndSeconds;
     say(`bench: ${count(options.events)} events end to end in ${endToEndSeconds.toFixed(1)} s = ${count(eventsPerSecond)} events/s (posted in ${((postedAt - phaseStart) / 1000).toFixed(1)} s)`);
@@ -223,6 +225,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     const latencyStart = performance.now();
     const latency = await measureLatency({ client, database, events: workload.latency, rate: options.rate, settleTimeoutMs: 30_000, signal });
     const latencyCores = coresBusy(latencyCpu(), (performance.now() - latencyStart) / 1000);
+    const postgresCheckpoints = {
+      throughput: checkpointActivityBetween(checkpointsAtStart, checkpointsAfterThroughput),
+      latency: checkpointActivityBetween(checkpointsAfterThroughput, await readCheckpointActivity(database, postgresSettings)),
+    };
+    say(`bench: Postgres during the latency phase: ${describeCheckpointActivity(postgresCheckpoints.latency)}`);
     say(`bench: latency p50 ${latency.p50Ms.toFixed(0)} ms, p99 ${latency.p99Ms.toFixed(0)} ms over ${latency.latenciesMs.length} probes (${latency.lost} lost), sent ${count(latency.sentPerSecond)} events/s`);
     await abortable(waitUntilCaughtUp(nc, database, names, { timeoutMs: 120_000, intervalMs: caughtUpPollMs }), signal);
     const byStage = await latencyByStage(nc, names, marks, latency.seen);
@@ -245,6 +252,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       namespace,
       seed,
       postgresSettings,
+      postgresCheckpoints,
       events: options.events,
       eventsPerSecond,
       endToEndSeconds,

@@ -1,7 +1,7 @@
 // What a run found: one result shape, printed as a markdown table and written as JSON.
 import type { ExactnessResult } from './exactness.ts';
 import type { LatencyByStage } from './latency-stages.ts';
-import { describePostgresSettings, type PostgresSettings } from './postgres-settings.ts';
+import { describeCheckpointActivity, describePostgresSettings, type CheckpointActivity, type PostgresSettings } from './postgres-settings.ts';
 import type { StageName } from './processes.ts';
 
 export interface BenchResult {
@@ -9,6 +9,8 @@ export interface BenchResult {
   seed: number;
   /** The Postgres server's settings that move the figures (memory, checkpoints, vacuum). */
   postgresSettings: PostgresSettings;
+  /** The server's checkpointer during each phase (whole server). */
+  postgresCheckpoints: Record<'throughput' | 'latency', CheckpointActivity>;
   events: number;
   /** Events / (pipeline caught up - first POST): sustained end to end, every stage on. */
   eventsPerSecond: number;
@@ -128,6 +130,8 @@ export function renderMarkdown(result: BenchResult): string {
       if (seconds === null || cores === null) return [`CPU ${label}`, 'n/a (not a local process)', '', ''];
       return [`CPU ${label}`, `${fixed(seconds, 1)} s = ${integer((seconds * 1e6) / result.events)} µs/event; ${fixed(cores, 2)} cores at ${integer(latency.rate)}/s`, '', ''];
     }),
+    ['Postgres checkpoints, throughput phase', describeCheckpointActivity(result.postgresCheckpoints.throughput), '', ''],
+    ['Postgres checkpoints, latency phase', describeCheckpointActivity(result.postgresCheckpoints.latency), '', ''],
     ['peak RSS ingest / derive / project', `${integer(result.rssMb.ingest)} / ${integer(result.rssMb.derive)} / ${integer(result.rssMb.project)} MB`, `<= ${integer(targetValues.peakRssMb)} MB each`, met('peakRssMb')],
   ];
   return [
