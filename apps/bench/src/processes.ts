@@ -41,7 +41,7 @@ const warnLevel = 40;
 
 /** A log line's own fields as `key value`, without pino's standard ones. */
 function describeFields(line: Record<string, unknown>): string {
-  const standard = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'name']);
+  const standard = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'name', 'err']);
   return Object.entries(line)
     .filter(([key]) => !standard.has(key))
     .map(([key, value]) => `${key} ${typeof value === 'number' ? value.toLocaleString('en-US') : String(value)}`)
@@ -77,7 +77,8 @@ export async function startStage(name: StageName, options: StartStageOptions): P
     if (options.summaryMessages?.has(String(parsed.msg))) options.onSummary?.(`[${name}] ${String(parsed.msg)}: ${describeFields(parsed)}`);
     if (typeof parsed.level === 'number' && parsed.level >= warnLevel) {
       const err = parsed.err as { message?: string } | undefined;
-      options.onWarning(`[${name}] ${String(parsed.msg)}${err?.message ? `: ${err.message}` : ''}`);
+      const fields = describeFields(parsed);
+      options.onWarning(`[${name}] ${String(parsed.msg)}${err?.message ? `: ${err.message}` : fields ? `: ${fields}` : ''}`);
     }
   });
   const tail = () => lines.join('\n');

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { collections, compareByKey, type CollectionName, type Event, type SchemaName } from '@segment/model';
 import { reductionOf } from '@segment/reduce';
 import { EventGenerator, membershipsDerivation, profilesDerivation, replay, tickClock, togglesDerivation, type Derivation } from '@segment/segment';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { MemoryCheckpointStore, MemoryDeadLetterSink, MemoryOutputSink, MemoryRegisterStore, PartitionProcessor, type SourceMessage } from './index.ts';
 
@@ -251,4 +252,51 @@ test('partition processor - a register that acts like the initial one (toggles: 
   await processor.commit();
   assert.equal(w.registers.saves, 1);
   assert.deepEqual([...w.registers.stored.keys()].map((id) => (w.registers.register(id)!.value as { added: boolean }).added), [true]);
+});
+
+test('partition processor - a slow transaction and a slow commit are logged with where their time went', async () => {
+  const { messages } = partitionOf(7, 50);
+  const w = world();
+  const slowStore = {
+    load: async (keys: readonly (readonly (string | number)[])[]) => (await sleep(80), w.registers.load(keys)),
+    save: async (entries: readonly { key: readonly (string | number)[]; json: string }[]) => (await sleep(80), w.registers.save(entries)),
+  };
+  const warnings: Record<string, unknown>[] = [];
+  const capturing = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line)) });
+  const processor = processorIn(w, 7, { registerStores: new Map([['toggles', slowStore]]), logger: capturing, slowMs: 30 });
+  await processor.start();
+  await processor.process(messages);
+  await processor.commit();
+
+  const transaction = warnings.find((w) => w.msg === 'slow transaction')!;
+  assert.ok(transaction, JSON.stringify(warnings));
+  assert.equal(transaction.partition, 7);
+  assert.equal(transaction.messages, 50);
+  // 50 messages in over 80 ms: slower than the 1 ms a message a large batch may take.
+  assert.ok((transaction.readRegistersMs as number) >= 75, JSON.stringify(transaction));
+  const commit = warnings.find((w) => w.msg === 'slow commit')!;
+  assert.ok(commit, JSON.stringify(warnings));
+  assert.ok((commit.writeRegistersMs as number) >= 75, JSON.stringify(commit));
+  assert.equal(commit.through, 50);
+});
+
+test('partition processor - a large batch is not slow for taking 1 ms a message or less', async () => {
+  const { messages } = partitionOf(7, 200);
+  const w = world();
+  const slowStore = { load: async (keys: readonly (readonly (string | number)[])[]) => (await sleep(80), w.registers.load(keys)), save: w.registers.save.bind(w.registers) };
+  const warnings: unknown[] = [];
+  const processor = processorIn(w, 7, { registerStores: new Map([['toggles', slowStore]]), logger: pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) }), slowMs: 30 });
+  await processor.start();
+  await processor.process(messages);
+  assert.deepEqual(warnings, []);
+});
+
+test('partition processor - a prompt transaction logs nothing', async () => {
+  const { messages } = partitionOf(7, 50);
+  const warnings: unknown[] = [];
+  const processor = processorIn(world(), 7, { logger: pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) }) });
+  await processor.start();
+  await processor.process(messages);
+  await processor.commit();
+  assert.deepEqual(warnings, []);
 });
