@@ -278,6 +278,7 @@ test('partition processor - a slow transaction and a slow commit are logged with
   assert.ok(commit, JSON.stringify(warnings));
   assert.ok((commit.writeRegistersMs as number) >= 75, JSON.stringify(commit));
   assert.equal(commit.through, 50);
+  assert.equal(commit.messages, 50);
 });
 
 test('partition processor - a large batch is not slow for taking 1 ms a message or less', async () => {
