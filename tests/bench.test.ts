@@ -57,6 +57,9 @@ test('bench - a smoke run through the gateway: every row equals the reference mo
     const activity = result.postgresCheckpoints[phase];
     assert.ok(activity.checkpoints >= 0 && activity.syncSeconds >= 0 && activity.writeSeconds >= 0, `${phase}: ${JSON.stringify(activity)}`);
   }
+  // Every transaction with memberships published one message, of a batch of the smoke run's events.
+  assert.ok(result.derivedMessages.memberships > 0 && result.derivedMessages.memberships < result.events, JSON.stringify(result.derivedMessages));
+  assert.match(stdout, /^\| derived messages, throughput phase \| memberships [\d,]+, profiles [\d,]+, toggles [\d,]+ \|/m);
   assert.match(stdout, /^\| Postgres checkpoints, latency phase \| \d+ checkpoints? started \(writing [\d.]+ s, syncing [\d.]+ s\)/m);
   assert.match(stdout, /^\| latency by stage, p50 \/ p99 \(slowest 1%\) \| gateway to events stream \d+ \/ \d+ ms \(\d+\), derive \d+ \/ \d+ ms \(\d+\), project to visible \d+ \/ \d+ ms \(\d+\) \|/m);
   assert.match(stdout, /^\| CPU derive \| [\d.]+ s = [\d,]+ µs\/event; [\d.]+ cores at [\d,]+\/s /m);

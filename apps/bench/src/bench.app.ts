@@ -4,8 +4,9 @@
 // exactness (every Postgres row against the reference model) → cleanup.
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { connectNats, defaultProvisionConfig, deprovision, namesFor, provision, type Names } from '@segment/nats';
+import { connectNats, defaultProvisionConfig, deprovision, derivedCollections, namesFor, provision, type DerivedCollection, type Names } from '@segment/nats';
 import { pipelineProgress, waitUntilCaughtUp, type PipelineProgress } from '@segment/pipeline';
 import { dropSchema, migrate, openDatabase, type SegmentDatabase } from '@segment/postgres';
 import { exampleModel } from '@segment/segment';
@@ -81,12 +82,17 @@ function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promis
   ]);
 }
 
+/** Messages in each derived stream: one per derivation transaction with output for the collection. */
+async function derivedMessageCounts(nc: NatsConnection, names: Names): Promise<Record<DerivedCollection, number>> {
+  const jsm = await jetstreamManager(nc);
+  const counts = await Promise.all(derivedCollections.map(async (collection) => [collection, (await jsm.streams.info(names.derived[collection].stream)).state.messages] as const));
+  return Object.fromEntries(counts) as Record<DerivedCollection, number>;
+}
+
 function describeProgress(progress: PipelineProgress): string {
-  // Sequences are the stream's, shared by all partitions: the consumers' pending counts are the lag.
-  const deriveLag = progress.derive.reduce((sum, p) => sum + (p.pendingEvents ?? 0), 0);
   const uncommitted = progress.derive.filter((p) => p.committed < p.lastSeq).length;
   const projectLag = progress.projectors.reduce((sum, p) => sum + Math.max(0, p.lastSeq - p.committed), 0);
-  return `derive lag ${count(deriveLag)} events (${uncommitted} partitions uncommitted) | project lag ${count(projectLag)} msgs${progress.caughtUp ? ' | caught up' : ''}`;
+  return `derive lag ${count(progress.deriveLag)} events (${uncommitted} partitions uncommitted) | project lag ${count(projectLag)} msgs${progress.caughtUp ? ' | caught up' : ''}`;
 }
 
 /** Each lane posts its chunks one request at a time, in order; the lanes run side by side. */
@@ -213,6 +219,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     }
     const cpuSeconds = throughputCpu();
     const checkpointsAfterThroughput = await readCheckpointActivity(database, postgresSettings);
+    const derivedMessages = await derivedMessageCounts(nc, names);
     const endToEndSeconds = (caughtUpAt - phaseStart) / 1000;
     const eventsPerSecond = options.events / endToEndSeconds;
     say(`bench: ${count(options.events)} events end to end in ${endToEndSeconds.toFixed(1)} s = ${count(eventsPerSecond)} events/s (posted in ${((postedAt - phaseStart) / 1000).toFixed(1)} s)`);
@@ -253,6 +260,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       seed,
       postgresSettings,
       postgresCheckpoints,
+      derivedMessages,
       events: options.events,
       eventsPerSecond,
       endToEndSeconds,

@@ -3,6 +3,7 @@ import type { ExactnessResult } from './exactness.ts';
 import type { LatencyByStage } from './latency-stages.ts';
 import { describeCheckpointActivity, describePostgresSettings, type CheckpointActivity, type PostgresSettings } from './postgres-settings.ts';
 import type { StageName } from './processes.ts';
+import type { DerivedCollection } from '@segment/nats';
 
 export interface BenchResult {
   namespace: string;
@@ -11,6 +12,11 @@ export interface BenchResult {
   postgresSettings: PostgresSettings;
   /** The server's checkpointer during each phase (whole server). */
   postgresCheckpoints: Record<'throughput' | 'latency', CheckpointActivity>;
+  /**
+   * Derived messages of the throughput phase per collection: one per derivation transaction with
+   * output for it, so fewer means larger transactions, combined more before projection.
+   */
+  derivedMessages: Record<DerivedCollection, number>;
   events: number;
   /** Events / (pipeline caught up - first POST): sustained end to end, every stage on. */
   eventsPerSecond: number;
@@ -130,6 +136,12 @@ export function renderMarkdown(result: BenchResult): string {
       if (seconds === null || cores === null) return [`CPU ${label}`, 'n/a (not a local process)', '', ''];
       return [`CPU ${label}`, `${fixed(seconds, 1)} s = ${integer((seconds * 1e6) / result.events)} µs/event; ${fixed(cores, 2)} cores at ${integer(latency.rate)}/s`, '', ''];
     }),
+    [
+      'derived messages, throughput phase',
+      Object.entries(result.derivedMessages).map(([collection, messages]) => `${collection} ${integer(messages)}`).join(', '),
+      '',
+      '',
+    ],
     ['Postgres checkpoints, throughput phase', describeCheckpointActivity(result.postgresCheckpoints.throughput), '', ''],
     ['Postgres checkpoints, latency phase', describeCheckpointActivity(result.postgresCheckpoints.latency), '', ''],
     ['peak RSS ingest / derive / project', `${integer(result.rssMb.ingest)} / ${integer(result.rssMb.derive)} / ${integer(result.rssMb.project)} MB`, `<= ${integer(targetValues.peakRssMb)} MB each`, met('peakRssMb')],
