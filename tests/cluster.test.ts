@@ -23,7 +23,7 @@ test('cluster - derivations on a 3-node cluster with 3 replicas: registers moved
   // nothing cached, must read back what the first one moved.
   const run = async (batch: readonly (typeof events)[number][]) => {
     await publishEvents(nc, names, batch);
-    const { worker, close } = await createDeriveRuntime(nc, { names, derivations: [togglesDerivation as Derivation], logger, discoveryIntervalMs: 100, registerMemory: { journalBytes: 20_000, cacheEntries: 100_000 } });
+    const { worker, close } = await createDeriveRuntime(nc, { names, derivations: [togglesDerivation as Derivation], logger, registerMemory: { journalBytes: 20_000, cacheEntries: 100_000 } });
     await worker.start();
     await waitFor(async () => caughtUp(await deriveProgress(nc, names)), 90_000, async () => JSON.stringify(await deriveProgress(nc, names)));
     await worker.stop();

@@ -20,7 +20,7 @@ test('derive - the derived streams reduce to exactly the reference model, with p
   const events = generateEvents(6_000);
   await publishEvents(nc, names, events.slice(0, 3_000));
 
-  const { worker, close } = await createDeriveRuntime(nc, { names, derivations, logger, discoveryIntervalMs: 100 });
+  const { worker, close } = await createDeriveRuntime(nc, { names, derivations, logger });
   await worker.start();
   await publishEvents(nc, names, events.slice(3_000));
   // Bad input on a partition: not JSON, failing the schema, and published under another vendor's subject.
@@ -54,4 +54,35 @@ test('derive - the derived streams reduce to exactly the reference model, with p
   assert.match(dead[2]!.headers[headers.deadReason]!, /\/segment\/vendor: is 4, but/);
   assert.equal(dead[0]!.headers[headers.deadSubject], names.events.subject(3));
   assert.match(dead[0]!.headers[headers.deadSequence]!, /^\d+$/);
+});
+
+test('derive - two replicas, each reading the whole stream through a consumer of its own, derive their own vendors: together exactly the reference model', async (t) => {
+  const nc = await connectNats({ servers: natsUrl, name: 'test-derive-replicas' });
+  const names = namesFor(randomNamespace('replicas'));
+  t.after(async () => {
+    await deprovision(nc, names);
+    await nc.close();
+  });
+  await provision(nc, names, defaultProvisionConfig, logger);
+  const events = generateEvents(6_000);
+  await publishEvents(nc, names, events.slice(0, 3_000));
+
+  const replicas = await Promise.all([0, 1].map((index) => createDeriveRuntime(nc, { names, derivations, logger, replica: { index, count: 2 } })));
+  await Promise.all(replicas.map(({ worker }) => worker.start()));
+  await publishEvents(nc, names, events.slice(3_000));
+  await waitFor(async () => caughtUp(await deriveProgress(nc, names)), 60_000, async () => JSON.stringify(await deriveProgress(nc, names)));
+  const owned = replicas.map(({ worker }) => worker.stats.map((s) => s.partition));
+  for (const { worker, close } of replicas) {
+    await worker.stop();
+    await close();
+  }
+
+  // Each vendor belongs to one replica, and each replica has some
+  assert.ok(owned.every((partitions) => partitions.length > 0), JSON.stringify(owned));
+  assert.equal(new Set(owned.flat()).size, owned.flat().length, JSON.stringify(owned));
+  const expected = replay(events);
+  const derived = await readDerived(nc, names);
+  assert.deepEqual(derived.memberships, expected.memberships);
+  assert.deepEqual(derived.profiles, expected.profiles);
+  assert.deepEqual(derived.toggles, expected.toggles);
 });

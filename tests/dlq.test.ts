@@ -34,7 +34,7 @@ async function pipeline(t: TestContext, name: string): Promise<{ nc: NatsConnect
   const nc = await connectNats({ servers: natsUrl, name: `test-${name}` });
   const names = namesFor(randomNamespace(name));
   await provision(nc, names, defaultProvisionConfig, logger);
-  const { worker, close } = await createDeriveRuntime(nc, { names, derivations, logger, discoveryIntervalMs: 100 });
+  const { worker, close } = await createDeriveRuntime(nc, { names, derivations, logger });
   await worker.start();
   t.after(async () => {
     await worker.stop();

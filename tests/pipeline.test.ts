@@ -11,7 +11,7 @@ const logger = pino({ level: 'silent' });
 
 test('pipeline - events to Postgres: memberships, profiles and toggles equal the reference model exactly', async (t) => {
   const { nc, names, database } = await isolatedNamespace(t, 'pipe');
-  const pipeline = await startPipeline({ nc, names, logger, database, discoveryIntervalMs: 100 });
+  const pipeline = await startPipeline({ nc, names, logger, database });
   const events = generateEvents(8_000, 3);
   await publishEvents(nc, names, events.slice(0, 5_000));
   await waitUntilCaughtUp(nc, database, names, { timeoutMs: 60_000 });
@@ -30,7 +30,7 @@ test('pipeline - events to Postgres: memberships, profiles and toggles equal the
 
 test('pipeline - a raw `nats pub` (no headers, no Nats-Msg-Id) is processed like any other event', async (t) => {
   const { nc, names, database } = await isolatedNamespace(t, 'raw');
-  const pipeline = await startPipeline({ nc, names, logger, database, discoveryIntervalMs: 100 });
+  const pipeline = await startPipeline({ nc, names, logger, database });
   const event = { event: '0c7f6a2e-3e1b-4c1e-9a43-5f0f1d2b3c4d', timestamp: '2021-03-19T13:32:26-04:00', user: 'usr-000001', segment: { vendor: 7, name: 'seg-6' } };
   nc.publish(names.events.subject(7), JSON.stringify(event));
   await nc.flush();

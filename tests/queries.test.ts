@@ -18,7 +18,7 @@ test('queries - segment user, segment members (paged) and segment rebuild answer
   const { namespace, natsUrl, nc, names, database } = await isolatedNamespace(t, 'query');
   const events = generateEvents(3_000, 5);
   const expected = replay(events);
-  const pipeline = await startPipeline({ nc, names, logger: pino({ level: 'silent' }), database, discoveryIntervalMs: 100 });
+  const pipeline = await startPipeline({ nc, names, logger: pino({ level: 'silent' }), database });
   await publishEvents(nc, names, events);
   await waitUntilCaughtUp(nc, database, names, { timeoutMs: 60_000 });
   await pipeline.stop();

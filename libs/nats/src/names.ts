@@ -22,7 +22,8 @@ export interface Names {
   readonly buckets: { toggleRegisters: string; pushProfileRegisters: string; checkpoints: string };
   /** Registers changed since they were last written to their bucket, one subject per bucket and partition. */
   readonly registerJournal: { stream: string; subjects: string; subject(bucket: string, partition: string): string };
-  readonly consumers: { derive(vendor: number): string; derivePrefix: string; project(collection: DerivedCollection): string };
+  /** One derive consumer per replica, over every vendor; one projector consumer per derived collection. */
+  readonly consumers: { derive(replica: number): string; derivePrefix: string; project(collection: DerivedCollection): string };
 }
 
 export function namesFor(namespace: string = defaultNamespace): Names {
@@ -70,8 +71,8 @@ export function namesFor(namespace: string = defaultNamespace): Names {
       subject: (bucket: string, partition: string) => `${namespace}.journal.${bucket}.${partition}`,
     },
     consumers: {
-      derive: (vendor: number) => `derive_${vendor}`,
-      derivePrefix: 'derive_',
+      derive: (replica: number) => `derive_replica_${replica}`,
+      derivePrefix: 'derive_replica_',
       project: (collection: DerivedCollection) => `project_${collection}`,
     },
   });

@@ -49,8 +49,6 @@ export function pipelineEngineFactory(options: PipelineEngineOptions): EngineFac
         if (collection !== 'segment/events') throw new Error(`only segment/events accepts documents; ${collection} is derived`);
         const events = documents as Event[];
         await Promise.all(events.map((event) => publisher.publish(names.events.subject(event.segment.vendor), JSON.stringify(event), { msgId: event.event })));
-        // New vendors are new partitions: look for them now rather than on the next discovery tick.
-        await pipeline.worker?.discover();
       },
       async read(collection: CollectionName) {
         await waitUntilCaughtUp(nc, database, names, { timeoutMs: options.timeoutMs ?? 30_000 });

@@ -16,7 +16,6 @@ export interface PipelineOptions {
   replica?: { index: number; count: number };
   /** Run the derivations here (default true); false runs the projectors only. */
   derive?: boolean;
-  discoveryIntervalMs?: number;
   /** How often derivations commit (write registers back, checkpoint, ack). */
   commit?: Partial<CommitPolicy>;
   /** What the derivation worker keeps of registers, for all its partitions together (defaults: `defaultRegisterMemory`). */
@@ -54,7 +53,6 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
       derivations,
       logger: logger.child({ stage: 'derive' }),
       replica: options.replica,
-      discoveryIntervalMs: options.discoveryIntervalMs,
       commit: options.commit,
       registerMemory: options.registerMemory,
       registerConnection: options.registerConnection,

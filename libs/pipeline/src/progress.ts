@@ -1,6 +1,6 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { caughtUp, deriveProgress, type Names, type PartitionProgress } from '@segment/nats';
+import { caughtUp, deriveProgress, derivePendingEvents, type Names, type PartitionProgress } from '@segment/nats';
 import { projections, type ProjectedCollection, type SegmentDatabase } from '@segment/postgres';
 
 export interface ProjectorProgress {
@@ -12,6 +12,8 @@ export interface ProjectorProgress {
 
 export interface PipelineProgress {
   derive: PartitionProgress[];
+  /** Events the derivations have yet to commit (the slowest replica's). */
+  deriveLag: number;
   projectors: ProjectorProgress[];
   /** Every stage has processed everything ingested so far. */
   caughtUp: boolean;
@@ -20,7 +22,7 @@ export interface PipelineProgress {
 /** Where every stage stands: derivations per vendor partition, projectors per derived stream. */
 export async function pipelineProgress(nc: NatsConnection, database: SegmentDatabase, names: Names): Promise<PipelineProgress> {
   const jsm = await jetstreamManager(nc);
-  const derive = await deriveProgress(nc, names);
+  const [derive, deriveLag] = await Promise.all([deriveProgress(nc, names), derivePendingEvents(nc, names)]);
   const leases = await database.db.selectFrom('segment_projector_leases').select(['projector', 'stream_seq']).execute();
   const projectors = await Promise.all(
     (Object.keys(projections) as ProjectedCollection[]).map(async (collection) => {
@@ -30,7 +32,7 @@ export async function pipelineProgress(nc: NatsConnection, database: SegmentData
       return { projector, lastSeq: state.last_seq, committed };
     }),
   );
-  return { derive, projectors, caughtUp: caughtUp(derive) && projectors.every((p) => p.committed >= p.lastSeq) };
+  return { derive, deriveLag, projectors, caughtUp: caughtUp(derive) && projectors.every((p) => p.committed >= p.lastSeq) };
 }
 
 /**

@@ -3,23 +3,21 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { backOff } from './backoff.ts';
 import type { PartitionProcessor } from './partition-processor.ts';
 import type { SourceMessage } from './ports.ts';
+import { PartitionFeed, type MessageSource } from './partition-feed.ts';
 
-/** One partition's messages as a durable consumer delivers them; acking a sequence acks all below it. */
-export interface PartitionSource {
-  fetch(maxMessages: number, expiresMs: number): Promise<SourceMessage[]>;
-  ack(seq: number): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** Finds the source's partitions (vendors seen so far) and opens one for consuming. */
+/** The source stream's partitions (vendors) and one consumer over all of them. */
 export interface PartitionDirectory {
-  listPartitions(): Promise<number[]>;
+  /** The partitions with messages, and the stream's last sequence when they were listed. */
+  listPartitions(): Promise<{ partitions: number[]; lastSeq: number }>;
+  /** The sequence of a partition's first message at or after `seq`, if any. */
+  nextSeq(partition: number, seq: number): Promise<number | undefined>;
+  partitionOf(subject: string): number | undefined;
   /**
-   * Opens a partition to deliver from `startSeq` on. Our checkpoint, not the consumer's ack floor,
-   * says where to resume, so messages delivered but never committed come back at once instead of
+   * Opens the consumer to deliver from `startSeq` on. Our checkpoints, not the consumer's ack floor,
+   * say where to resume, so messages delivered but never committed come back at once instead of
    * after an ack timeout.
    */
-  open(partition: number, startSeq: number): Promise<PartitionSource>;
+  open(startSeq: number, maxUnacked: number): Promise<MessageSource>;
 }
 
 export interface DeriveWorkerOptions {
@@ -28,18 +26,17 @@ export interface DeriveWorkerOptions {
   replica: { index: number; count: number };
   createProcessor(partition: number): PartitionProcessor;
   logger: Logger;
-  /** How often to look for new partitions. */
-  discoveryIntervalMs?: number;
   /** Batch size bounds: a transaction grows toward `max` while batches come back full. */
   batch?: { min: number; max: number };
   /** How long a fetch waits for messages when the partition is idle. */
   idleFetchMs?: number;
   /**
-   * Commit once this many messages were processed since the last commit, whatever the commit
-   * interval: unacked messages are capped by the consumer (half its max_ack_pending), and the
-   * source buffers them in memory.
+   * Messages delivered and not yet committed, all partitions together: the consumer's
+   * max_ack_pending, and so what the worker holds of the source in memory. Partitions commit when
+   * half of it waits for them (or when due by the commit policy). Default 64,000: about what ten
+   * vendors' consumers of 8,000 held before, bounded now however many vendors a worker owns.
    */
-  maxUncommittedMessages?: number;
+  maxUnackedMessages?: number;
 }
 
 export interface PartitionStats {
@@ -66,16 +63,16 @@ export function ownsPartition(replica: { index: number; count: number }, partiti
 }
 
 /**
- * Runs the transactions of every partition this replica owns, one loop per partition: fetch a
- * batch, process it, commit when due (or when idle), ack the committed sequence. New partitions
- * are discovered as vendors appear. `stop()` finishes each loop's transaction, commits and acks.
+ * Runs the transactions of every partition this replica owns, one loop per partition: take a
+ * batch of its messages, process it, commit when due (or when idle), ack the committed sequence.
+ * One consumer feeds them all (`PartitionFeed`), starting at the first message some partition has
+ * not committed; a new partition's loop starts at its first message. `stop()` finishes each loop's transaction, commits and acks.
  */
 export class DeriveWorker {
   readonly #options: DeriveWorkerOptions;
   readonly #loops = new Map<number, { promise: Promise<void>; stats: PartitionStats }>();
+  #feed: PartitionFeed | undefined;
   #running = false;
-  #discovery: Promise<void> | undefined;
-  #wakeDiscovery: (() => void) | undefined;
 
   constructor(options: DeriveWorkerOptions) {
     const { index, count } = options.replica;
@@ -85,66 +82,70 @@ export class DeriveWorker {
     this.#options = options;
   }
 
+  /**
+   * Loads the checkpoint of every partition this replica owns, then starts the consumer at the
+   * first message some partition has not committed (a quiet vendor's checkpoint is far behind the
+   * others', so the start asks where each partition's next message is).
+   */
   async start(): Promise<void> {
+    const { directory, replica, logger } = this.#options;
+    const owns = (partition: number) => ownsPartition(replica, partition);
+    const feed = new PartitionFeed({
+      open: (startSeq, maxUnacked) => directory.open(startSeq, maxUnacked),
+      partitionOf: (subject) => {
+        const partition = directory.partitionOf(subject);
+        return partition !== undefined && owns(partition) ? partition : undefined;
+      },
+      onPartition: (partition) => this.#startLoop(this.#options.createProcessor(partition), false),
+      maxUnacked: this.#options.maxUnackedMessages ?? 64_000,
+      logger,
+    });
+    const { partitions, lastSeq } = await directory.listPartitions();
+    let startSeq = lastSeq + 1;
+    const processors: PartitionProcessor[] = [];
+    for (const partition of partitions.filter(owns)) {
+      const processor = this.#options.createProcessor(partition);
+      await processor.start();
+      processors.push(processor);
+      const next = await directory.nextSeq(partition, processor.committed + 1);
+      if (next !== undefined) startSeq = Math.min(startSeq, next);
+    }
+    this.#feed = feed;
     this.#running = true;
-    await this.#discover();
-    this.#discovery = this.#discoverLoop();
+    for (const processor of processors) {
+      feed.queue(processor.partition, processor.committed);
+      this.#startLoop(processor, true);
+    }
+    logger.info({ partitions: processors.length, startSeq }, 'derivation consumer starting');
+    feed.start(startSeq);
   }
 
   get stats(): PartitionStats[] {
     return [...this.#loops.values()].map(({ stats }) => ({ ...stats })).sort((a, b) => a.partition - b.partition);
   }
 
-  /** Looks for new partitions now (as on the timer). */
-  async discover(): Promise<void> {
-    await this.#discover();
-  }
-
   async stop(): Promise<void> {
     this.#running = false;
-    this.#wakeDiscovery?.();
-    await this.#discovery;
+    await this.#feed?.stop();
     await Promise.all([...this.#loops.values()].map(({ promise }) => promise));
   }
 
-  async #discoverLoop(): Promise<void> {
-    const interval = this.#options.discoveryIntervalMs ?? 1000;
-    while (this.#running) {
-      await new Promise<void>((resolve) => {
-        this.#wakeDiscovery = resolve;
-        setTimeout(resolve, interval);
-      });
-      if (!this.#running) break;
-      try {
-        await this.#discover();
-      } catch (error) {
-        this.#options.logger.warn({ err: error }, 'partition discovery failed; retrying');
-      }
-    }
+  /** Runs a partition's loop; `started` when its checkpoint is loaded already. */
+  #startLoop(processor: PartitionProcessor, started: boolean): void {
+    const { partition, committed } = processor;
+    const stats: PartitionStats = { partition, events: 0, transactions: 0, batchSize: this.#options.batch?.min ?? 100, committed, processedThrough: committed };
+    this.#loops.set(partition, { stats, promise: this.#run(processor, started, this.#feed!, stats) });
   }
 
-  async #discover(): Promise<void> {
-    for (const partition of await this.#options.directory.listPartitions()) {
-      if (this.#loops.has(partition) || !ownsPartition(this.#options.replica, partition)) continue;
-      const stats: PartitionStats = { partition, events: 0, transactions: 0, batchSize: this.#options.batch?.min ?? 100, committed: 0, processedThrough: 0 };
-      this.#loops.set(partition, { stats, promise: this.#run(partition, stats) });
-    }
-  }
-
-  async #run(partition: number, stats: PartitionStats): Promise<void> {
+  async #run(processor: PartitionProcessor, started: boolean, feed: PartitionFeed, stats: PartitionStats): Promise<void> {
     const { logger } = this.#options;
+    const { partition } = processor;
     const { min, max } = this.#options.batch ?? { min: 100, max: 4000 };
     const idleFetchMs = this.#options.idleFetchMs ?? 250;
-    const processor = this.#options.createProcessor(partition);
-    let started = false;
-    let source: PartitionSource | undefined;
+    const queue = feed.queue(partition);
     let failures = 0;
-    const maxUncommitted = this.#options.maxUncommittedMessages ?? 4_000;
-    let uncommitted = 0;
     const commitAndAck = async () => {
-      const seq = await processor.commit();
-      if (seq > 0) await source?.ack(seq);
-      uncommitted = 0;
+      await queue.ack(await processor.commit());
       stats.committed = processor.committed;
       stats.processedThrough = processor.processedThrough;
     };
@@ -152,29 +153,26 @@ export class DeriveWorker {
       try {
         if (!started) {
           await processor.start();
+          await queue.ack(processor.committed);
           started = true;
           logger.info({ partition, checkpoint: processor.committed }, 'partition started');
         }
-        source ??= await this.#options.directory.open(partition, processor.processedThrough + 1);
-        const messages = await source.fetch(stats.batchSize, processor.commitDue ? 10 : idleFetchMs);
+        const messages = await queue.fetch(stats.batchSize, processor.commitDue ? 10 : idleFetchMs);
         if (messages.length > 0) {
           await this.#processWithRetries(processor, messages, partition);
           stats.events += messages.length;
           stats.transactions += 1;
-          uncommitted += messages.length;
           // Larger transactions under load: fewer, more combined documents downstream.
           if (messages.length >= stats.batchSize) stats.batchSize = Math.min(max, stats.batchSize * 2);
           else if (messages.length < stats.batchSize / 4) stats.batchSize = Math.max(min, Math.floor(stats.batchSize / 2));
         }
         const idle = messages.length === 0 && processor.processedThrough > processor.committed;
-        if (processor.commitDue || idle || uncommitted >= maxUncommitted) await commitAndAck();
+        if (processor.commitDue || idle || queue.commitRequested) await commitAndAck();
         stats.processedThrough = processor.processedThrough;
         failures = 0;
       } catch (error) {
         failures += 1;
-        logger.warn({ err: error, partition, failures }, 'partition loop failed; reopening');
-        await source?.close().catch(() => undefined);
-        source = undefined;
+        logger.warn({ err: error, partition, failures }, 'partition loop failed; retrying');
         if (this.#running) await backOff(failures);
       }
     }
@@ -183,8 +181,6 @@ export class DeriveWorker {
       logger.info({ partition, committed: processor.committed }, 'partition drained');
     } catch (error) {
       logger.error({ err: error, partition }, 'final commit failed; the next owner replays from the last checkpoint');
-    } finally {
-      await source?.close().catch(() => undefined);
     }
   }
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { collections } from '@segment/model';
-import { FencedError, Projector, type DerivedMessage, type PartitionSource, type ProjectionPosition, type ProjectionStore, type SourceMessage } from './index.ts';
+import { FencedError, Projector, type DerivedMessage, type MessageSource, type ProjectionPosition, type ProjectionStore, type SourceMessage } from './index.ts';
 
 const logger = pino({ level: 'silent' });
 const membership = (user: string, member: boolean, last: string) => ({ segment: { vendor: 1, name: 'seg-1' }, user, last, member });
@@ -36,7 +36,7 @@ class MemoryStore implements ProjectionStore<Membership> {
   }
 }
 
-function sourceOf(messages: readonly SourceMessage[]): (startSeq: number) => Promise<PartitionSource> {
+function sourceOf(messages: readonly SourceMessage[]): (startSeq: number) => Promise<MessageSource> {
   return async (startSeq) => {
     let next = Math.max(0, messages.findIndex((m) => m.seq >= startSeq));
     if (messages.every((m) => m.seq < startSeq)) next = messages.length;

@@ -3,7 +3,7 @@ import { backOff } from './backoff.ts';
 import type { Logger } from '@segment/telemetry';
 import { Combiner } from './combiner.ts';
 import { FencedError, type ProjectionPosition, type ProjectionStore, type Provenance, type SourceMessage } from './ports.ts';
-import type { PartitionSource } from './derive-worker.ts';
+import type { MessageSource } from './partition-feed.ts';
 
 /** A derived message: its provenance and the documents it carries. */
 export interface DerivedMessage {
@@ -19,7 +19,7 @@ export interface ProjectorOptions {
   /** Reads a derived message's provenance and documents. */
   decode(message: SourceMessage): DerivedMessage;
   /** Opens the derived stream to deliver from `startSeq`. */
-  open(startSeq: number): Promise<PartitionSource>;
+  open(startSeq: number): Promise<MessageSource>;
   logger: Logger;
   /** Derived messages per transaction, at most (each carries up to a few thousand documents). */
   maxMessages?: number;
@@ -94,7 +94,7 @@ export class Projector {
   async #run(initial: ProjectionPosition): Promise<void> {
     const { logger } = this.#options;
     let position = initial;
-    let source: PartitionSource | undefined;
+    let source: MessageSource | undefined;
     let failures = 0;
     const leaseCheckMs = this.#options.leaseCheckMs ?? 1_000;
     let confirmedAt = Date.now();

@@ -83,7 +83,7 @@ export const command: Command = {
     const database = openDatabase({ connectionString: postgres.url, schema: config.namespace, applicationName: 'segment-develop' });
     let failures = 0;
     try {
-      const pipeline = await startPipeline({ nc, names, logger, database, provision: { replicas: config.replicas }, discoveryIntervalMs: 500 });
+      const pipeline = await startPipeline({ nc, names, logger, database, provision: { replicas: config.replicas } });
       const ingest = await startIngestServer({ nc, names, logger, port, host: values.host ?? '127.0.0.1' });
       say(`segment develop: ingest at http://${values.host ?? '127.0.0.1'}:${ingest.port}/ingest/segment/events (POST JSON/NDJSON, or WebSocket json/v1)`);
       say(`segment develop: views in Postgres schema "${config.namespace}" (segment_memberships, segment_profiles, segment_toggles, segment_sizes); Ctrl-C to stop`);
@@ -101,13 +101,12 @@ export const command: Command = {
           const now = Date.now();
           const perSecond = Math.round(((events - last.events) * 1000) / Math.max(1, now - last.at));
           last = { at: now, events };
-          const deriveLag = progress.derive.reduce((sum, p) => sum + (p.pendingEvents ?? 0), 0);
           const projectLag = progress.projectors.reduce((sum, p) => sum + Math.max(0, p.lastSeq - p.committed), 0);
           const rows = pipeline.projectors.reduce((sum, p) => sum + p.stats.rows, 0);
           const toggles = pipeline.projectors.find((p) => p.name === names.consumers.project('toggles'))?.stats.documents ?? 0;
           const line =
             `events ${events.toLocaleString('en')} (${perSecond.toLocaleString('en')}/s) | ` +
-            `derive lag ${deriveLag.toLocaleString('en')} events | ` +
+            `derive lag ${progress.deriveLag.toLocaleString('en')} events | ` +
             `project lag ${projectLag} msgs | toggles ${toggles.toLocaleString('en')} | rows written ${rows.toLocaleString('en')} | http in ${ingest.stats.accepted.toLocaleString('en')}`;
           if (tty) process.stderr.write(`\r\x1b[2K${line}`);
           else if (ticks++ % 5 === 0) say(line);

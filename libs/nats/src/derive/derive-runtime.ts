@@ -21,7 +21,6 @@ export interface DeriveRuntimeOptions {
   registerMemory?: RegisterMemory;
   /** A second connection for writing register journals to their buckets (default: the worker's own). */
   registerConnection?: NatsConnection;
-  discoveryIntervalMs?: number;
 }
 
 /** Per stateful derivation, for all the worker's partitions together: journal bytes before the largest journal moves to KV, and written-back registers kept in memory (defaults: `defaultRegisterMemory`). */
@@ -44,8 +43,8 @@ function bucketOf(names: Names, derivation: Derivation): string {
 
 /**
  * Wires the derivations to NATS: the events stream's vendor partitions as sources, registers (a
- * journal in front of KV) and KV checkpoints, derived streams and the dead-letter stream as sinks. One consumer per partition
- * feeds every derivation, so each event is read once. The buckets and streams must exist (`segment setup`).
+ * journal in front of KV) and KV checkpoints, derived streams and the dead-letter stream as sinks. One consumer per replica
+ * feeds every derivation of every partition the replica owns, so each event is read once. The buckets and streams must exist (`segment setup`).
  */
 export async function createDeriveRuntime(nc: NatsConnection, options: DeriveRuntimeOptions): Promise<{ worker: DeriveWorker; close(): Promise<void> }> {
   const { names, derivations, logger } = options;
@@ -65,19 +64,19 @@ export async function createDeriveRuntime(nc: NatsConnection, options: DeriveRun
   }
   const output = new StreamOutputSink(names, publisher);
   const deadLetters = new StreamDeadLetterSink(names, publisher);
+  const replica = options.replica ?? { index: 0, count: 1 };
   const directory = new StreamPartitions(js, jsm, {
     stream: names.events.stream,
     subjectOf: names.events.subject,
     partitionOf: names.events.vendorOf,
-    consumerOf: names.consumers.derive,
+    consumer: names.consumers.derive(replica.index),
     logger,
   });
   const worker = new DeriveWorker({
     directory,
-    replica: options.replica ?? { index: 0, count: 1 },
+    replica,
     logger,
     batch: options.batch,
-    discoveryIntervalMs: options.discoveryIntervalMs,
     createProcessor: (partition) =>
       new PartitionProcessor({
         partition,

@@ -3,4 +3,4 @@ export { KvRegisterStore } from './kv-register-store.ts';
 export { KvCheckpointStore } from './kv-checkpoint-store.ts';
 export { StreamOutputSink, StreamDeadLetterSink, toNdjson, maxOutputBytes, parseNdjson, decodeDerivedMessage } from './stream-output-sink.ts';
 export { StreamPartitions, openDurableSource, type DurableSourceOptions } from './stream-partitions.ts';
-export { deriveProgress, caughtUp, type PartitionProgress } from './progress.ts';
+export { deriveProgress, derivePendingEvents, caughtUp, type PartitionProgress } from './progress.ts';

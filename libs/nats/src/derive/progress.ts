@@ -10,8 +10,6 @@ export interface PartitionProgress {
   lastSeq: number;
   /** The derivations' committed checkpoint: everything at or below it is derived and durable. */
   committed: number;
-  /** Events of the partition not yet committed (its consumer's undelivered plus unacked), when it has a consumer. */
-  pendingEvents: number | undefined;
 }
 
 /** Where each vendor partition's derivations stand against the events stream. */
@@ -24,12 +22,10 @@ export async function deriveProgress(nc: NatsConnection, names: Names): Promise<
     const partition = names.events.vendorOf(subject);
     if (partition === undefined) continue;
     const last = await jsm.streams.getMessage(names.events.stream, { last_by_subj: subject });
-    const consumer = await jsm.consumers.info(names.events.stream, names.consumers.derive(partition)).catch(() => undefined);
     progress.push({
       partition,
       lastSeq: last?.seq ?? 0,
       committed: await checkpoints.load(partition),
-      pendingEvents: consumer ? consumer.num_pending + consumer.num_ack_pending : undefined,
     });
   }
   return progress.sort((a, b) => a.partition - b.partition);
@@ -38,4 +34,17 @@ export async function deriveProgress(nc: NatsConnection, names: Names): Promise<
 /** True when every partition's derivations have committed through the partition's last event. */
 export function caughtUp(progress: readonly PartitionProgress[]): boolean {
   return progress.every((p) => p.committed >= p.lastSeq);
+}
+
+/**
+ * Events the slowest derive replica has yet to commit: its consumer's undelivered plus unacked
+ * messages (each replica reads the whole stream and keeps its own vendors' events).
+ */
+export async function derivePendingEvents(nc: NatsConnection, names: Names): Promise<number> {
+  const jsm = await jetstreamManager(nc);
+  let pending = 0;
+  for await (const consumer of jsm.consumers.list(names.events.stream)) {
+    if (consumer.name.startsWith(names.consumers.derivePrefix)) pending = Math.max(pending, consumer.num_pending + consumer.num_ack_pending);
+  }
+  return pending;
 }

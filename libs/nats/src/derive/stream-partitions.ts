@@ -1,30 +1,23 @@
-import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, type MsgRequest, type NextMsgRequest, type Consumer, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import type { Logger } from '@segment/telemetry';
-import type { PartitionDirectory, PartitionSource, SourceMessage } from '@segment/runtime';
+import type { MessageSource, PartitionDirectory, SourceMessage } from '@segment/runtime';
 
 export interface StreamPartitionsOptions {
   stream: string;
   /** The subject of a partition, and the partition of a subject (undefined for foreign subjects). */
   subjectOf(partition: number): string;
   partitionOf(subject: string): number | undefined;
-  /** Durable consumer name of a partition. */
-  consumerOf(partition: number): string;
-  /**
-   * Unacked messages a consumer may have out, which bounds what the source buffers in memory
-   * (50,000 a partition took the derive process to 1.6 GB at 1M events; 8,000 instead of 20,000
-   * lowered peak RSS by ~13% at the same speed). The derive worker commits every 4,000 messages at
-   * the latest, so 8,000 never stalls it. Default 8,000.
-   */
-  maxAckPending?: number;
+  /** The durable consumer's name (one per replica). */
+  consumer: string;
   /** Longer than a commit interval plus a transaction, or the server redelivers needlessly. */
   ackWaitMs?: number;
   logger: Logger;
 }
 
 /**
- * A stream whose subjects are partitions (one per vendor), consumed by one durable pull consumer per
- * partition with ack policy "all": acking a transaction's last message acks the transaction.
+ * A stream whose subjects are partitions (one per vendor), consumed by one durable pull consumer
+ * over all of them with ack policy "all": acking a message acks everything delivered before it.
  */
 export class StreamPartitions implements PartitionDirectory {
   readonly #js: JetStreamClient;
@@ -37,23 +30,32 @@ export class StreamPartitions implements PartitionDirectory {
     this.#options = options;
   }
 
-  async listPartitions(): Promise<number[]> {
+  async listPartitions(): Promise<{ partitions: number[]; lastSeq: number }> {
     const info = await this.#jsm.streams.info(this.#options.stream, { subjects_filter: '>' });
     const partitions: number[] = [];
     for (const subject of Object.keys(info.state.subjects ?? {})) {
       const partition = this.#options.partitionOf(subject);
       if (partition !== undefined) partitions.push(partition);
     }
-    return partitions.sort((a, b) => a - b);
+    return { partitions: partitions.sort((a, b) => a - b), lastSeq: info.state.last_seq };
   }
 
-  async open(partition: number, startSeq: number): Promise<PartitionSource> {
+  async nextSeq(partition: number, seq: number): Promise<number | undefined> {
+    // nats-server 2.9 answers `next_by_subj` in a message get; nats.js types it for direct gets only.
+    const query: MsgRequest & NextMsgRequest = { seq, next_by_subj: this.#options.subjectOf(partition) };
+    return (await this.#jsm.streams.getMessage(this.#options.stream, query))?.seq;
+  }
+
+  partitionOf(subject: string): number | undefined {
+    return this.#options.partitionOf(subject);
+  }
+
+  async open(startSeq: number, maxUnacked: number): Promise<MessageSource> {
     return openDurableSource(this.#js, this.#jsm, {
       stream: this.#options.stream,
-      name: this.#options.consumerOf(partition),
-      filter: this.#options.subjectOf(partition),
+      name: this.#options.consumer,
       startSeq,
-      maxAckPending: this.#options.maxAckPending,
+      maxAckPending: maxUnacked,
       ackWaitMs: this.#options.ackWaitMs,
       logger: this.#options.logger,
     });
@@ -63,8 +65,10 @@ export class StreamPartitions implements PartitionDirectory {
 export interface DurableSourceOptions {
   stream: string;
   name: string;
-  filter: string;
+  /** Only the stream's messages on these subjects; by default all. */
+  filter?: string;
   startSeq: number;
+  /** Messages delivered and not yet acked, at most; default 8,000. */
   maxAckPending?: number;
   ackWaitMs?: number;
   /**
@@ -82,12 +86,12 @@ export interface DurableSourceOptions {
  * The caller's checkpoint, not the consumer's ack floor, says where to resume: messages delivered
  * but never committed come back at once instead of after the ack timeout.
  */
-export async function openDurableSource(js: JetStreamClient, jsm: JetStreamManager, options: DurableSourceOptions): Promise<PartitionSource> {
+export async function openDurableSource(js: JetStreamClient, jsm: JetStreamManager, options: DurableSourceOptions): Promise<MessageSource> {
   const { stream, name, filter, startSeq, logger } = options;
   await jsm.consumers.delete(stream, name).catch(() => false);
   const info = await jsm.consumers.add(stream, {
     durable_name: name,
-    filter_subject: filter,
+    ...(filter ? { filter_subject: filter } : {}),
     ack_policy: AckPolicy.All,
     ack_wait: nanos(options.ackWaitMs ?? 30_000),
     max_ack_pending: options.maxAckPending ?? 8_000,
@@ -95,7 +99,7 @@ export async function openDurableSource(js: JetStreamClient, jsm: JetStreamManag
     ...(startSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq } : { deliver_policy: DeliverPolicy.All }),
   });
   // nats-server 2.9 silently drops settings it does not know: check that the filter really took.
-  if (info.config.filter_subject !== filter) {
+  if ((info.config.filter_subject || undefined) !== filter) {
     throw new Error(`consumer ${name} on ${stream} was created with filter ${JSON.stringify(info.config.filter_subject)} instead of ${filter}`);
   }
   logger.debug({ stream, consumer: name, startSeq }, 'consumer opened');
@@ -128,7 +132,7 @@ const defaultPrefetchMessages = 8_000;
  * previous transaction runs, so a transaction takes whatever has arrived — large under load, small
  * and prompt when traffic is light (a fixed-size fetch would wait out its expiry on a partial batch).
  */
-class ConsumerSource implements PartitionSource {
+class ConsumerSource implements MessageSource {
   readonly #messages: ConsumerMessages;
   readonly #consumer: string;
   #buffer: JsMsg[] = [];
