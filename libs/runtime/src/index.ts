@@ -7,3 +7,4 @@ export * from './derive-worker.ts';
 export { PartitionFeed, type MessageSource } from './partition-feed.ts';
 export { Projector, type ProjectorOptions, type ProjectorStats, type DerivedMessage } from './projector.ts';
 export { BloomFilter } from './bloom-filter.ts';
+export { Arrivals } from './arrivals.ts';

@@ -1,5 +1,6 @@
 import type { Logger } from '@segment/telemetry';
 import { backOff } from './backoff.ts';
+import { Arrivals } from './arrivals.ts';
 import type { SourceMessage } from './ports.ts';
 
 /** Messages of a consumer in stream order; acking a sequence acks every message delivered at or below it. */
@@ -146,8 +147,7 @@ export class PartitionFeed {
 /** One partition's share of the feed, read by its loop like a consumer of its own. */
 export class PartitionQueue {
   readonly #feed: PartitionFeed;
-  #buffer: SourceMessage[] = [];
-  #arrived: (() => void) | undefined;
+  readonly #messages = new Arrivals<SourceMessage>();
   /** The partition committed everything at or below it. */
   committed: number;
   /** The feed's window is half full of messages waiting for commits. */
@@ -159,29 +159,17 @@ export class PartitionQueue {
   }
 
   push(message: SourceMessage): void {
-    this.#buffer.push(message);
-    this.#arrived?.();
+    this.#messages.push(message);
   }
 
   requestCommit(): void {
     this.commitRequested = true;
-    this.#arrived?.();
+    this.#messages.wake();
   }
 
-  async fetch(maxMessages: number, waitMs: number): Promise<SourceMessage[]> {
-    if (this.#buffer.length === 0 && !this.commitRequested) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, waitMs);
-        this.#arrived = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.#arrived = undefined;
-    }
-    const taken = this.#buffer.length <= maxMessages ? this.#buffer : this.#buffer.slice(0, maxMessages);
-    this.#buffer = taken === this.#buffer ? [] : this.#buffer.slice(maxMessages);
-    return taken;
+  /** Up to `maxMessages` of the partition's; waits up to `waitMs` for one unless a commit is requested. */
+  fetch(maxMessages: number, waitMs: number): Promise<SourceMessage[]> {
+    return this.#messages.take(maxMessages, waitMs, !this.commitRequested);
   }
 
   /** The partition committed through `seq`. */

@@ -1,7 +1,7 @@
 import { AckPolicy, DeliverPolicy, type MsgRequest, type NextMsgRequest, type Consumer, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import type { Logger } from '@segment/telemetry';
-import type { MessageSource, PartitionDirectory, SourceMessage } from '@segment/runtime';
+import { Arrivals, type MessageSource, type PartitionDirectory, type SourceMessage } from '@segment/runtime';
 
 export interface StreamPartitionsOptions {
   stream: string;
@@ -128,15 +128,14 @@ export class DeliveryGapError extends Error {
 const defaultPrefetchMessages = 8_000;
 
 /**
- * A partition source over a standing pull (`consume`): messages stream into a buffer while the
- * previous transaction runs, so a transaction takes whatever has arrived — large under load, small
- * and prompt when traffic is light (a fixed-size fetch would wait out its expiry on a partial batch).
+ * A message source over a standing pull (`consume`): messages stream in while the reader works on
+ * the previous batch, so a batch is whatever has arrived — large under load, small and prompt when
+ * traffic is light (a fixed-size fetch would wait out its expiry on a partial batch).
  */
 class ConsumerSource implements MessageSource {
   readonly #messages: ConsumerMessages;
   readonly #consumer: string;
-  #buffer: JsMsg[] = [];
-  #arrived: (() => void) | undefined;
+  readonly #arrivals = new Arrivals<JsMsg>();
   /** Each returned batch's last message, to ack through: ack policy "all" acks everything below it. */
   #ackable: JsMsg[] = [];
   /**
@@ -167,28 +166,17 @@ class ConsumerSource implements MessageSource {
     if (this.#gap) return;
     if (message.info.deliverySequence !== this.#nextDelivery) {
       this.#gap = new DeliveryGapError(this.#consumer, this.#nextDelivery, message);
+      this.#arrivals.wake();
     } else {
       this.#nextDelivery++;
-      this.#buffer.push(message);
+      this.#arrivals.push(message);
     }
-    this.#arrived?.();
   }
 
   async fetch(maxMessages: number, waitMs: number): Promise<SourceMessage[]> {
-    if (this.#buffer.length === 0 && !this.#gap) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, waitMs);
-        this.#arrived = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.#arrived = undefined;
-    }
+    const taken = await this.#arrivals.take(maxMessages, waitMs, !this.#gap);
     // Everything before the gap has been handed out: the caller reopens from what it processed.
-    if (this.#buffer.length === 0 && this.#gap) throw this.#gap;
-    const taken = this.#buffer.length <= maxMessages ? this.#buffer : this.#buffer.slice(0, maxMessages);
-    this.#buffer = taken === this.#buffer ? [] : this.#buffer.slice(maxMessages);
+    if (taken.length === 0 && this.#gap) throw this.#gap;
     if (taken.length > 0) this.#ackable.push(taken.at(-1)!);
     return taken.map(sourceMessageOf);
   }
@@ -200,7 +188,7 @@ class ConsumerSource implements MessageSource {
   }
 
   async close(): Promise<void> {
-    this.#buffer = [];
+    this.#arrivals.clear();
     this.#ackable = [];
     await this.#messages.close();
   }
