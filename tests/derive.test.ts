@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { caughtUp, connectNats, createDeriveRuntime, defaultProvisionConfig, deprovision, deriveProgress, headers, namesFor, provision } from '@segment/nats';
@@ -9,9 +9,10 @@ import { natsUrl, randomNamespace, readStream, waitFor } from './support/streams
 const logger = pino({ level: 'silent' });
 const derivations = [membershipsDerivation, profilesDerivation, togglesDerivation] as Derivation[];
 
-test('derive - the derived streams reduce to exactly the reference model, with provenance, bad input dead-lettered', async (t) => {
-  const nc = await connectNats({ servers: natsUrl, name: 'test-derive' });
-  const names = namesFor(randomNamespace('derive'));
+/** A namespace of its own, removed after the test, holding the first half of 6,000 events; the rest are for the test to publish. */
+async function halfPublished(t: TestContext, name: string) {
+  const nc = await connectNats({ servers: natsUrl, name: `test-${name}` });
+  const names = namesFor(randomNamespace(name));
   t.after(async () => {
     await deprovision(nc, names);
     await nc.close();
@@ -19,6 +20,11 @@ test('derive - the derived streams reduce to exactly the reference model, with p
   await provision(nc, names, defaultProvisionConfig, logger);
   const events = generateEvents(6_000);
   await publishEvents(nc, names, events.slice(0, 3_000));
+  return { nc, names, events };
+}
+
+test('derive - the derived streams reduce to exactly the reference model, with provenance, bad input dead-lettered', async (t) => {
+  const { nc, names, events } = await halfPublished(t, 'derive');
 
   const { worker, close } = await createDeriveRuntime(nc, { names, derivations, logger });
   await worker.start();
@@ -57,15 +63,7 @@ test('derive - the derived streams reduce to exactly the reference model, with p
 });
 
 test('derive - two replicas, each reading the whole stream through a consumer of its own, derive their own vendors: together exactly the reference model', async (t) => {
-  const nc = await connectNats({ servers: natsUrl, name: 'test-derive-replicas' });
-  const names = namesFor(randomNamespace('replicas'));
-  t.after(async () => {
-    await deprovision(nc, names);
-    await nc.close();
-  });
-  await provision(nc, names, defaultProvisionConfig, logger);
-  const events = generateEvents(6_000);
-  await publishEvents(nc, names, events.slice(0, 3_000));
+  const { nc, names, events } = await halfPublished(t, 'replicas');
 
   const replicas = await Promise.all([0, 1].map((index) => createDeriveRuntime(nc, { names, derivations, logger, replica: { index, count: 2 } })));
   await Promise.all(replicas.map(({ worker }) => worker.start()));
