@@ -66,7 +66,8 @@ export function ownsPartition(replica: { index: number; count: number }, partiti
  * Runs the transactions of every partition this replica owns, one loop per partition: take a
  * batch of its messages, process it, commit when due (or when idle), ack the committed sequence.
  * One consumer feeds them all (`PartitionFeed`), starting at the first message some partition has
- * not committed; a new partition's loop starts at its first message. `stop()` finishes each loop's transaction, commits and acks.
+ * not committed; a new partition's loop starts at its first message. `stop()` finishes each loop's
+ * transaction, commits and acks.
  */
 export class DeriveWorker {
   readonly #options: DeriveWorkerOptions;
