@@ -17,13 +17,13 @@ test('order - date-times compare as instants across offsets and sub-millisecond 
   assert.throws(() => compareInstants('yesterday', '2021-01-01T00:00:00Z'), /RFC 3339/);
 });
 
-test('order - UTC date-times of one precision (compared by their digits) order as their parsed instants', () => {
+test('order - date-times of one precision and zone (compared by their digits) order as their parsed instants', () => {
   let seed = 7;
   const random = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
   const two = (n: number) => String(n).padStart(2, '0');
   const stamp = () =>
     `20${two(random(3) + 20)}-${two(random(12) + 1)}-${two(random(28) + 1)}${'Tt '[random(3)]}${two(random(24))}:${two(random(60))}:${two(random(61))}` +
-    `${['', '.5', '.123', '.123456'][random(4)]}${'Zz'[random(2)]}`;
+    `${['', '.5', '.123', '.123456'][random(4)]}${['Z', 'z', '-04:00', '+05:30', '+00:00'][random(5)]}`;
   const slow = (a: string, b: string) => {
     const x = parseInstant(a);
     const y = parseInstant(b);
@@ -31,11 +31,14 @@ test('order - UTC date-times of one precision (compared by their digits) order a
   };
   for (let i = 0; i < 20_000; i++) {
     const a = stamp();
-    const b = random(4) === 0 ? a.replace(/.$/, 'Z') : stamp();
+    const b = random(4) === 0 ? a.replace(/(Z|z|[+-]\d\d:\d\d)$/, ['Z', '-04:00'][random(2)]!) : stamp();
     assert.equal(Math.sign(compareInstants(a, b)), slow(a, b), `${a} vs ${b}`);
   }
   // 23:59:60 is the same instant as the next day's 00:00:00 (its digits say otherwise).
   assert.equal(compareInstants('2016-12-31T23:59:60Z', '2017-01-01T00:00:00Z'), 0);
+  assert.equal(compareInstants('2016-12-31T19:59:60-04:00', '2016-12-31T20:00:00-04:00'), 0);
+  // One length, other zones: `.1234Z` against `+05:30`.
+  assert.ok(compareInstants('2021-01-01T00:00:00.1234Z', '2021-01-01T05:30:00+05:30') > 0);
 });
 
 test('order - the date-time scanner agrees with the RFC 3339 grammar and its ranges on mutated timestamps', () => {

@@ -91,25 +91,31 @@ export function parseInstant(text: string): Instant {
 }
 
 /**
- * Whether `text` is a valid date-time in UTC (`Z` or `z`) without a leap second: two such strings of
- * one length have one layout, `dddd-dd-ddTdd:dd:dd[.d...]Z`, and order as their digits do.
+ * Where the zone (`Z` or `±hh:mm`) of a valid date-time without a leap second starts, or -1. Two
+ * such strings of one length whose zones read the same have one layout and one offset, so they
+ * order as their digits do.
  */
-function isPlainUtc(text: string): boolean {
-  return (text.charCodeAt(text.length - 1) | 0x20) === 0x7a && text.charCodeAt(17) < 0x36 && isDateTime(text);
+function zoneStart(text: string): number {
+  if (text.charCodeAt(17) >= 0x36 || !isDateTime(text)) return -1;
+  return (text.charCodeAt(text.length - 1) | 0x20) === 0x7a ? text.length - 1 : text.length - 6;
 }
 
 /** Compares two RFC 3339 date-times as instants: `2021-01-01T00:00:00-04:00` equals `2021-01-01T04:00:00Z`. */
 export function compareInstants(a: string, b: string): number {
   if (a === b) return 0;
-  // Most timestamps are UTC with the same precision: their digits compare without parsing (a
-  // profile of the derivation had parsing at 2%, the projector at 5%).
-  if (a.length === b.length && isPlainUtc(a) && isPlainUtc(b)) {
-    for (let i = 0; i < a.length - 1; i++) {
-      if (i === 10) continue;
-      const d = a.charCodeAt(i) - b.charCodeAt(i);
-      if (d !== 0) return d < 0 ? -1 : 1;
+  // Most timestamps share a precision and a zone (UTC, or the sender's local one): their digits
+  // compare without parsing (a profile of the derivation had parsing at 2%, the projector at 5%,
+  // and its regex matches were 5% of what the derivation allocated).
+  if (a.length === b.length) {
+    const zone = zoneStart(a);
+    if (zone >= 0 && zone === zoneStart(b) && sameZone(a, b, zone)) {
+      for (let i = 0; i < zone; i++) {
+        if (i === 10) continue;
+        const d = a.charCodeAt(i) - b.charCodeAt(i);
+        if (d !== 0) return d < 0 ? -1 : 1;
+      }
+      return 0;
     }
-    return 0;
   }
   const x = parseInstant(a);
   const y = parseInstant(b);
@@ -118,6 +124,13 @@ export function compareInstants(a: string, b: string): number {
   const xs = x.subMs.padEnd(width, '0');
   const ys = y.subMs.padEnd(width, '0');
   return xs < ys ? -1 : xs > ys ? 1 : 0;
+}
+
+/** Whether two date-times of one length have the same zone text from `zone` on (`Z` and `z` alike). */
+function sameZone(a: string, b: string, zone: number): boolean {
+  if (zone === a.length - 1) return true;
+  for (let i = zone; i < a.length; i++) if (a.charCodeAt(i) !== b.charCodeAt(i)) return false;
+  return true;
 }
 
 /** Compares JSON values: by type (null < boolean < number < string < array < object), then by value. */

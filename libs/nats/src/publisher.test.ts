@@ -156,6 +156,11 @@ test('publisher - a JetStream error ack rejects with the server code and descrip
   const tooBig = await rejection(publisher.publish(subject('z'), 'x'.repeat(100)));
   assert.equal(tooBig.errCode, 10054);
   assert.match(tooBig.message, /message size exceeds maximum allowed/);
+  // A header that would break the header block is refused before it is sent.
+  const newline = await rejection(publisher.publish(subject('z'), 'ok', { msgId: 'two\r\nlines' }));
+  assert.equal(newline.code, 'SEGMENT_PUBLISH_REJECTED');
+  assert.match(newline.message, /Nats-Msg-Id: values cannot contain CR or LF/);
+  assert.match((await rejection(publisher.publish(subject('z'), 'ok', { headers: { 'Bad Name': 'x' } }))).message, /invalid header name "Bad Name"/);
   // The publisher goes on after errors.
   assert.equal((await publisher.publish(subject('z'), 'ok')).seq, 1);
   await publisher.close();

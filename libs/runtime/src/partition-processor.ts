@@ -147,12 +147,21 @@ export class PartitionProcessor {
     const startedAt = performance.now();
     const deadLetters: DeadLetter[] = [];
     const events: Pending[] = [];
+    /** Per stateful derivation, the register keys of the transaction's events by id. */
+    const keysToRead = this.#stateful.map(() => new Map<string, (string | number)[]>());
     for (const message of fresh) {
       const decoded = this.#decode(message);
       if ('reason' in decoded) deadLetters.push({ message, reason: decoded.reason });
-      else events.push({ seq: message.seq, event: decoded.event, keys: this.#stateful.map((s) => registerKeyOf(s.derivation, decoded.event)) });
+      else {
+        const keys = this.#stateful.map((s, i) => {
+          const key = registerKeyOf(s.derivation, decoded.event);
+          keysToRead[i]!.set(key.id, key.values);
+          return key;
+        });
+        events.push({ seq: message.seq, event: decoded.event, keys });
+      }
     }
-    await Promise.all(this.#stateful.map((s, i) => s.cache.prefetch(new Map(events.map((e) => [e.keys[i]!.id, e.keys[i]!.values])))));
+    await Promise.all(this.#stateful.map((s, i) => s.cache.prefetch(keysToRead[i]!)));
     const prefetchedAt = performance.now();
 
     for (;;) {

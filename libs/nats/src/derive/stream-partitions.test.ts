@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, StorageType, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, StorageType, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { pino } from 'pino';
-import { openDurableSource } from './stream-partitions.ts';
+import { DeliveredMessage, openDurableSource } from './stream-partitions.ts';
 
 const url = process.env.SEGMENT_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 let nc: NatsConnection;
@@ -52,4 +52,15 @@ test('durable source - large messages are asked for a few at a time, held unacke
   } finally {
     await source.close();
   }
+});
+
+test('delivered message - the stream and delivery sequences are read from either layout of the ack subject', () => {
+  const delivered = (reply: string) => new DeliveredMessage({ reply, subject: 'segment.events.7', data: new Uint8Array(0) } as unknown as JsMsg);
+  // Without a domain: $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<delivery seq>.<ns>.<pending>
+  const plain = delivered('$JS.ACK.SEGMENT_EVENTS.derive_replica_0.1.123456.789.1733497200000000000.42');
+  assert.deepEqual([plain.seq, plain.delivery, plain.subject], [123456, 789, 'segment.events.7']);
+  // With one: <domain>.<account hash> after ACK, and a token at the end.
+  const withDomain = delivered('$JS.ACK.hub.ACCHASH.SEGMENT_EVENTS.derive_replica_0.2.9007199254740991.5.1733497200000000000.0.r4nd0m');
+  assert.deepEqual([withDomain.seq, withDomain.delivery], [Number.MAX_SAFE_INTEGER, 5]);
+  assert.throws(() => delivered('_INBOX.abc.def'), /not a JetStream delivery/);
 });

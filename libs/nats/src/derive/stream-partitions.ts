@@ -114,11 +114,11 @@ export async function openDurableSource(js: JetStreamClient, jsm: JetStreamManag
  */
 export class DeliveryGapError extends Error {
   readonly code = 'SEGMENT_DELIVERY_GAP';
-  constructor(consumer: string, expected: number, got: JsMsg) {
+  constructor(consumer: string, expected: number, got: DeliveredMessage) {
     super(
-      got.info.deliverySequence > expected
-        ? `consumer ${consumer} skipped deliveries ${expected}..${got.info.deliverySequence - 1} (lost in transit); next came stream sequence ${got.seq}`
-        : `consumer ${consumer} delivered ${got.info.deliverySequence} (stream sequence ${got.seq}) where ${expected} was due (the server's consumer state went back)`,
+      got.delivery > expected
+        ? `consumer ${consumer} skipped deliveries ${expected}..${got.delivery - 1} (lost in transit); next came stream sequence ${got.seq}`
+        : `consumer ${consumer} delivered ${got.delivery} (stream sequence ${got.seq}) where ${expected} was due (the server's consumer state went back)`,
     );
     this.name = 'DeliveryGapError';
   }
@@ -135,9 +135,9 @@ const defaultPrefetchMessages = 8_000;
 class ConsumerSource implements MessageSource {
   readonly #messages: ConsumerMessages;
   readonly #consumer: string;
-  readonly #arrivals = new Arrivals<JsMsg>();
+  readonly #arrivals = new Arrivals<DeliveredMessage>();
   /** Each returned batch's last message, to ack through: ack policy "all" acks everything below it. */
-  #ackable: JsMsg[] = [];
+  #ackable: DeliveredMessage[] = [];
   /**
    * The consumer sequence due next. Every delivery, a redelivery too, takes the next one, so a
    * message lost in transit shows as a jump (nats.js checks this for ordered consumers only).
@@ -162,9 +162,10 @@ class ConsumerSource implements MessageSource {
     return source;
   }
 
-  #receive(message: JsMsg): void {
+  #receive(jsMsg: JsMsg): void {
     if (this.#gap) return;
-    if (message.info.deliverySequence !== this.#nextDelivery) {
+    const message = new DeliveredMessage(jsMsg);
+    if (message.delivery !== this.#nextDelivery) {
       this.#gap = new DeliveryGapError(this.#consumer, this.#nextDelivery, message);
       this.#arrivals.wake();
     } else {
@@ -178,13 +179,13 @@ class ConsumerSource implements MessageSource {
     // Everything before the gap has been handed out: the caller reopens from what it processed.
     if (taken.length === 0 && this.#gap) throw this.#gap;
     if (taken.length > 0) this.#ackable.push(taken.at(-1)!);
-    return taken.map(sourceMessageOf);
+    return taken;
   }
 
   async ack(seq: number): Promise<void> {
-    let through: JsMsg | undefined;
+    let through: DeliveredMessage | undefined;
     while (this.#ackable.length > 0 && this.#ackable[0]!.seq <= seq) through = this.#ackable.shift();
-    through?.ack();
+    through?.jsMsg.ack();
   }
 
   async close(): Promise<void> {
@@ -194,14 +195,47 @@ class ConsumerSource implements MessageSource {
   }
 }
 
-/** A delivered message as the runtime sees it. Its headers are decoded when read: an event's never are (~2% of the derivation's CPU). */
-function sourceMessageOf(message: JsMsg): SourceMessage {
-  return {
-    seq: message.seq,
-    subject: message.subject,
-    data: message.data,
-    get headers() {
-      return message.headers;
-    },
-  };
+/**
+ * A delivered message as the runtime sees it. Its sequences are read from its ack subject in place:
+ * `JsMsg.info` splits the subject into a dozen strings, and with the object literal that stood here
+ * it was ~17% of what the derivation worker allocated.
+ */
+export class DeliveredMessage implements SourceMessage {
+  readonly jsMsg: JsMsg;
+  readonly seq: number;
+  /** The consumer's delivery sequence: one more for every delivery, a redelivery too. */
+  readonly delivery: number;
+  readonly subject: string;
+  readonly data: Uint8Array;
+
+  constructor(jsMsg: JsMsg) {
+    this.jsMsg = jsMsg;
+    // nats.js types no `reply` on a JsMsg, but has it (`info` parses it).
+    const reply = (jsMsg as JsMsg & { readonly reply?: string }).reply ?? '';
+    // $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<delivery seq>.<ns>.<pending>, or (servers
+    // with domains) <domain>.<account hash> after ACK and a token at the end: tokens 5 and 6 of 9, else 7 and 8.
+    let dots = 0;
+    for (let i = reply.indexOf('.'); i >= 0; i = reply.indexOf('.', i + 1)) dots++;
+    const token = dots === 8 ? 5 : dots >= 10 ? 7 : -1;
+    if (token < 0 || !reply.startsWith('$JS.ACK.')) throw new Error(`not a JetStream delivery: reply subject ${JSON.stringify(reply)}`);
+    let start = 0;
+    for (let k = 0; k < token; k++) start = reply.indexOf('.', start) + 1;
+    const middle = reply.indexOf('.', start);
+    this.seq = decimalAt(reply, start, middle);
+    this.delivery = decimalAt(reply, middle + 1, reply.indexOf('.', middle + 1));
+    this.subject = jsMsg.subject;
+    this.data = jsMsg.data;
+  }
+
+  /** Decoded when read: an event's never are (~2% of the derivation's CPU). */
+  get headers(): SourceMessage['headers'] {
+    return this.jsMsg.headers;
+  }
+}
+
+/** The decimal number in `text` from `start` up to `end`. */
+function decimalAt(text: string, start: number, end: number): number {
+  let value = 0;
+  for (let i = start; i < end; i++) value = value * 10 + (text.charCodeAt(i) - 0x30);
+  return value;
 }
