@@ -45,9 +45,6 @@ export interface LatencyResult {
 const sliceMs = 10;
 const pollMs = 10;
 
-/** Now as epoch milliseconds, with performance.now()'s resolution. */
-const epochNow = (): number => performance.timeOrigin + performance.now();
-
 /** Nearest-rank percentile of ascending values (NaN when there are none). */
 export function percentile(ascending: readonly number[], p: number): number {
   if (ascending.length === 0) return Number.NaN;
@@ -64,6 +61,11 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyRe
   let failure: unknown;
   let sending = true;
   let settleDeadline = Infinity;
+  // Now as epoch milliseconds, with performance.now()'s resolution, anchored to the wall clock as
+  // the phase starts: the stage split compares these with the server's wall-clock timestamps, and
+  // `performance.timeOrigin` (the process's start) had drifted ~1 s from them after a 10M run.
+  const wallClockOffset = Date.now() - performance.now();
+  const epochNow = (): number => wallClockOffset + performance.now();
 
   // The poller: one indexed query (memberships by user) for every probe still outstanding.
   const table = sql.id(database.schema, 'segment_memberships');
