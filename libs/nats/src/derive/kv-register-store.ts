@@ -266,7 +266,8 @@ export class KvRegisterStore implements RegisterStore {
         for (const [encoded, body] of moved.slice(i, i + moveSliceSize)) {
           const subject = this.#keySubject + encoded;
           if (body.length > unackedMaxBytes) acked.push(publisher.publish(subject, body));
-          else nc.publish(subject, body);
+          // A Buffer from Node's shared pool: nats.js would encode a string into an ArrayBuffer of its own.
+          else nc.publish(subject, Buffer.from(body));
         }
       }
       acked.push(publisher.publish(this.#keySubject + fenceKey, ''));

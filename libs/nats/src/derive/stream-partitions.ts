@@ -213,7 +213,8 @@ export class DeliveredMessage implements SourceMessage {
     // nats.js types no `reply` on a JsMsg, but has it (`info` parses it).
     const reply = (jsMsg as JsMsg & { readonly reply?: string }).reply ?? '';
     // $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<delivery seq>.<ns>.<pending>, or (servers
-    // with domains) <domain>.<account hash> after ACK and a token at the end: tokens 5 and 6 of 9, else 7 and 8.
+    // with domains) <domain>.<account hash> after ACK and a token at the end: tokens 5 and 6 (from 0)
+    // of 9, else 7 and 8.
     let dots = 0;
     for (let i = reply.indexOf('.'); i >= 0; i = reply.indexOf('.', i + 1)) dots++;
     const token = dots === 8 ? 5 : dots >= 10 ? 7 : -1;
