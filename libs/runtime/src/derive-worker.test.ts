@@ -205,3 +205,47 @@ test('derive worker - a restarted worker\'s consumer starts at the first message
     await second.worker.stop();
   }
 });
+
+/** Checkpoints whose saves wait until `release()`. */
+class GatedCheckpointStore extends MemoryCheckpointStore {
+  waiting = 0;
+  readonly #gate = Promise.withResolvers<void>();
+  release(): void {
+    this.#gate.resolve();
+  }
+  override async save(partition: number, seq: number): Promise<void> {
+    this.waiting++;
+    await this.#gate.promise;
+    await super.save(partition, seq);
+  }
+}
+
+test('derive worker - a partition\'s transactions go on while its commit writes; it acks only what was committed', async () => {
+  const generator = new EventGenerator({ seed: 5, segments: 20, users: 50, clock: tickClock(Date.UTC(2021, 0, 1), 1000), utcOffsetMinutes: () => 0 });
+  const append = (from: number, to: number) => {
+    for (let seq = from; seq <= to; seq++) {
+      const event = generator.nextEvent();
+      stream.append(1, seq, { ...event, segment: { ...event.segment, vendor: 1 } });
+    }
+  };
+  const stream = new MemoryStream();
+  append(1, 50);
+  // Given a commit held at its checkpoint
+  const checkpoints = new GatedCheckpointStore();
+  const { worker, output } = workerOver(stream, checkpoints);
+  await worker.start();
+  try {
+    await until(() => checkpoints.waiting > 0, 'a commit waiting for its checkpoint');
+    // When more events arrive meanwhile, they are derived, and nothing is acked yet
+    append(51, 100);
+    await until(() => output.published.some((message) => message.provenance.lastSeq === 100), 'the second events derived');
+    assert.equal(checkpoints.checkpoints.get(1), undefined);
+    assert.equal(stream.acked, 0);
+    // Then once the commit goes through, the next one commits the rest, and the acks follow
+    checkpoints.release();
+    await until(() => checkpoints.checkpoints.get(1) === 100, 'everything committed');
+    await until(() => stream.acked === 100, 'the ack through 100');
+  } finally {
+    await worker.stop();
+  }
+});

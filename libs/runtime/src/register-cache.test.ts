@@ -77,3 +77,43 @@ test('partitions share one bound: registers another partition prefetched stay re
   assert.equal(written.touch(keyId(held)), undefined, 'trimmed by the other partition\'s commit');
   assert.deepEqual(first.get(keyId(held)), { value: 7, seq: 3 }, 'still held for the transaction that prefetched it');
 });
+
+test('registers set while a flush writes go to the next flush; a failed flush leaves its registers for the next one', async () => {
+  const store = new MemoryRegisterStore<string>();
+  const cache = new RegisterCache<string>(store, new WrittenRegisters(10));
+  const alice = ['1', 'seg', 'alice'];
+  const bob = ['1', 'seg', 'bob'];
+  const [aliceId, bobId] = [keyId(alice), keyId(bob)];
+  await cache.prefetch(new Map([[aliceId, alice], [bobId, bob]]));
+  cache.set(aliceId, alice, { value: 'a1', seq: 1 });
+  // Given a save that waits until it is let go
+  const save = store.save.bind(store);
+  let release!: () => void;
+  store.save = async (entries) => {
+    await new Promise<void>((resolve) => (release = resolve));
+    return save(entries);
+  };
+  const first = cache.flush();
+  // When a transaction reads registers while the flush writes, and the flush ends before it applies its events
+  await cache.prefetch(new Map([[aliceId, alice], [bobId, bob]]));
+  await assert.rejects(cache.flush(), /a register flush is under way/);
+  release();
+  await first;
+  assert.equal(cache.get(aliceId)?.value, 'a1', 'a register written meanwhile still reads as set');
+  cache.set(aliceId, alice, { value: 'a2', seq: 2 });
+  cache.set(bobId, bob, { value: 'b2', seq: 2 });
+  // Then the flush wrote what was set before it, and the newer registers wait for the next one
+  assert.equal(store.register(aliceId)?.value, 'a1');
+  assert.equal(store.register(bobId), undefined);
+  assert.equal(cache.get(aliceId)?.value, 'a2');
+  assert.equal(cache.dirtyCount, 2);
+  // And a flush that fails keeps them for the next flush
+  store.save = async () => {
+    throw new Error('stream unavailable');
+  };
+  await assert.rejects(cache.flush(), /stream unavailable/);
+  assert.equal(cache.dirtyCount, 2);
+  store.save = save;
+  await cache.flush();
+  assert.deepEqual([store.register(aliceId)?.value, store.register(bobId)?.value], ['a2', 'b2']);
+});
