@@ -150,15 +150,6 @@ export class DeriveWorker {
       stats.committed = processor.committed;
       stats.processedThrough = processor.processedThrough;
     };
-    // A commit runs beside the next transactions: under load its writes took up to a second, which
-    // the partition spent waiting. One at a time; its failure surfaces in the loop.
-    let committing: Promise<void> | undefined;
-    let commitFailure: { error: unknown } | undefined;
-    const startCommit = () => {
-      committing = commitAndAck()
-        .catch((error: unknown) => void (commitFailure = { error }))
-        .finally(() => (committing = undefined));
-    };
     while (this.#running) {
       try {
         if (!started) {
@@ -166,11 +157,6 @@ export class DeriveWorker {
           await queue.ack(processor.committed);
           started = true;
           logger.info({ partition, checkpoint: processor.committed }, 'partition started');
-        }
-        if (commitFailure) {
-          const { error } = commitFailure;
-          commitFailure = undefined;
-          throw error;
         }
         const messages = await queue.fetch(stats.batchSize, processor.commitDue ? 10 : idleFetchMs);
         if (messages.length > 0) {
@@ -181,13 +167,8 @@ export class DeriveWorker {
           if (messages.length >= stats.batchSize) stats.batchSize = Math.min(max, stats.batchSize * 2);
           else if (messages.length < stats.batchSize / 4) stats.batchSize = Math.max(min, Math.floor(stats.batchSize / 2));
         }
-        if (committing) {
-          // Nothing to do but wait for it (a requested commit makes fetch return at once).
-          if (messages.length === 0) await committing;
-        } else {
-          const idle = messages.length === 0 && processor.processedThrough > processor.committed;
-          if (processor.commitDue || idle || queue.commitRequested) startCommit();
-        }
+        const idle = messages.length === 0 && processor.processedThrough > processor.committed;
+        if (processor.commitDue || idle || queue.commitRequested) await commitAndAck();
         stats.processedThrough = processor.processedThrough;
         failures = 0;
       } catch (error) {
@@ -197,7 +178,6 @@ export class DeriveWorker {
       }
     }
     try {
-      await committing;
       if (started) await commitAndAck();
       logger.info({ partition, committed: processor.committed }, 'partition drained');
     } catch (error) {

@@ -210,31 +210,18 @@ export class PartitionProcessor {
     }
   }
 
-  /**
-   * Writes registers back, then the checkpoint. Returns the sequence the caller may now ack. It
-   * commits what was processed when it is called: transactions may go on meanwhile (their
-   * registers wait for the next commit), but not another commit.
-   */
+  /** Writes registers back, then the checkpoint. Returns the sequence the caller may now ack. */
   async commit(): Promise<number> {
     const through = this.#processedThrough;
     if (through === this.#committed) return through;
     const startedAt = performance.now();
-    const messages = this.#uncommitted;
-    this.#uncommitted = 0;
-    let flushedAt: number;
-    try {
-      // Each flush takes its registers before its first await: exactly those of the transactions through `through`.
-      // Settled, not all: a retry must not find another cache's flush still under way.
-      const failed = (await Promise.allSettled(this.#stateful.map((s) => s.cache.flush()))).find((flush) => flush.status === 'rejected');
-      if (failed) throw failed.reason;
-      flushedAt = performance.now();
-      await this.#options.checkpoints.save(this.partition, through);
-    } catch (error) {
-      this.#uncommitted += messages;
-      throw error;
-    }
+    await Promise.all(this.#stateful.map((s) => s.cache.flush()));
+    const flushedAt = performance.now();
+    await this.#options.checkpoints.save(this.partition, through);
     this.#committed = through;
     this.#lastCommitAt = Date.now();
+    const messages = this.#uncommitted;
+    this.#uncommitted = 0;
     this.#reportIfSlow('slow commit', startedAt, messages, { messages, through, writeRegistersMs: flushedAt - startedAt, checkpointMs: performance.now() - flushedAt });
     return through;
   }

@@ -71,12 +71,10 @@ export class RegisterCache<R> {
   readonly #persist: (value: R) => boolean;
   /** Written back (or read from the store), shared with the worker's other partitions. */
   readonly #stored: WrittenRegisters;
-  /** Changed since the last commit began, with the key to write them under. */
-  #changed = new Map<string, { key: KeyValues; register: StoredRegister<R> }>();
-  /** Changed before the commit under way, until it has written them back: transactions go on meanwhile. */
-  #flushing: Map<string, { key: KeyValues; register: StoredRegister<R> }> | undefined;
-  /** The registers of the last prefetch's keys that were not changed since the last commit began: JSON text, or the object a commit under way is writing. */
-  #held = new Map<string, string | StoredRegister<R>>();
+  /** Changed since the last commit, with the key to write them under. */
+  readonly #changed = new Map<string, { key: KeyValues; register: StoredRegister<R> }>();
+  /** The registers of the last prefetch's keys that were not changed since the last commit. */
+  #held = new Map<string, string>();
 
   /** `persist` says which registers are worth writing back; the others are forgotten once committed. */
   constructor(store: RegisterStore, written: WrittenRegisters, persist: (value: R) => boolean = () => true) {
@@ -88,20 +86,14 @@ export class RegisterCache<R> {
   /**
    * Loads, in one round of pipelined reads, the registers of the given keys that are not cached,
    * and holds those of this transaction until the next prefetch: while it waits, another
-   * partition's commit may trim them from the shared registers, and the commit under way may
-   * finish writing those it holds.
+   * partition's commit may trim them from the shared registers.
    */
   async prefetch(keys: Map<string, KeyValues>): Promise<void> {
-    const held = new Map<string, string | StoredRegister<R>>();
+    const held = new Map<string, string>();
     this.#held = held;
     const missing: KeyValues[] = [];
     for (const [id, key] of keys) {
       if (this.#changed.has(id)) continue;
-      const flushing = this.#flushing?.get(id);
-      if (flushing) {
-        held.set(id, flushing.register);
-        continue;
-      }
       const json = this.#stored.touch(id);
       if (json !== undefined) held.set(id, json);
       else missing.push(key);
@@ -113,12 +105,12 @@ export class RegisterCache<R> {
     }
   }
 
-  /** A register of the last prefetch, or one changed since the last commit began; undefined when the key has none yet. */
+  /** A register of the last prefetch, or one changed since the last commit; undefined when the key has none yet. */
   get(id: string): StoredRegister<R> | undefined {
     const changed = this.#changed.get(id);
     if (changed) return changed.register;
-    const held = this.#held.get(id);
-    return typeof held === 'string' ? (JSON.parse(held) as StoredRegister<R>) : held;
+    const json = this.#held.get(id);
+    return json === undefined ? undefined : (JSON.parse(json) as StoredRegister<R>);
   }
 
   set(id: string, key: KeyValues, register: StoredRegister<R>): void {
@@ -129,33 +121,19 @@ export class RegisterCache<R> {
     return this.#changed.size;
   }
 
-  /**
-   * Writes every changed register back (one pipelined round), then trims the written registers to
-   * their capacity. What it writes is taken when it is called: registers set while it runs wait
-   * for the next flush. One at a time; when it fails, its registers wait for the next one.
-   */
+  /** Writes every changed register back (one pipelined round), then trims the written registers to their capacity. */
   async flush(): Promise<void> {
-    if (this.#flushing) throw new Error('a register flush is under way');
-    const changed = this.#changed;
-    if (changed.size > 0) {
-      this.#changed = new Map();
-      this.#flushing = changed;
+    if (this.#changed.size > 0) {
       const kept: { id: string; key: KeyValues; json: string }[] = [];
-      try {
-        for (const [id, { key, register }] of changed) {
-          // Not worth storing means it acts like no register at all: forgetting it changes nothing and
-          // leaves the room to registers that a miss would have to read back (29% of toggle keys).
-          if (this.#persist(register.value)) kept.push({ id, key, json: JSON.stringify(register) });
-          else this.#stored.delete(id);
-        }
-        if (kept.length > 0) await this.#store.save(kept);
-      } catch (error) {
-        for (const [id, entry] of changed) if (!this.#changed.has(id)) this.#changed.set(id, entry);
-        throw error;
-      } finally {
-        this.#flushing = undefined;
+      for (const [id, { key, register }] of this.#changed) {
+        // Not worth storing means it acts like no register at all: forgetting it changes nothing and
+        // leaves the room to registers that a miss would have to read back (29% of toggle keys).
+        if (this.#persist(register.value)) kept.push({ id, key, json: JSON.stringify(register) });
+        else this.#stored.delete(id);
       }
+      if (kept.length > 0) await this.#store.save(kept);
       for (const { id, json } of kept) this.#stored.set(id, json);
+      this.#changed.clear();
     }
     this.#stored.trim();
   }
