@@ -102,15 +102,16 @@ export class DeriveWorker {
       logger,
     });
     const { partitions, lastSeq } = await directory.listPartitions();
-    let startSeq = lastSeq + 1;
-    const processors: PartitionProcessor[] = [];
-    for (const partition of partitions.filter(owns)) {
-      const processor = this.#options.createProcessor(partition);
-      await processor.start();
-      processors.push(processor);
-      const next = await directory.nextSeq(partition, processor.committed + 1);
-      if (next !== undefined) startSeq = Math.min(startSeq, next);
-    }
+    // Two round trips a partition (its checkpoint, then where its next message is), all partitions at once.
+    const started = await Promise.all(
+      partitions.filter(owns).map(async (partition) => {
+        const processor = this.#options.createProcessor(partition);
+        await processor.start();
+        return { processor, next: await directory.nextSeq(partition, processor.committed + 1) };
+      }),
+    );
+    const processors = started.map(({ processor }) => processor);
+    const startSeq = started.reduce((min, { next }) => (next === undefined ? min : Math.min(min, next)), lastSeq + 1);
     this.#feed = feed;
     this.#running = true;
     for (const processor of processors) {
