@@ -91,8 +91,7 @@ async function derivedMessageCounts(nc: NatsConnection, names: Names): Promise<R
 
 function describeProgress(progress: PipelineProgress): string {
   const uncommitted = progress.derive.filter((p) => p.committed < p.lastSeq).length;
-  const projectLag = progress.projectors.reduce((sum, p) => sum + Math.max(0, p.lastSeq - p.committed), 0);
-  return `derive lag ${count(progress.deriveLag)} events (${uncommitted} partitions uncommitted) | project lag ${count(projectLag)} msgs${progress.caughtUp ? ' | caught up' : ''}`;
+  return `derive lag ${count(progress.deriveLag)} events (${uncommitted} partitions uncommitted) | project lag ${count(progress.projectLag)} msgs${progress.caughtUp ? ' | caught up' : ''}`;
 }
 
 /** Each lane posts its chunks one request at a time, in order; the lanes run side by side. */

@@ -15,6 +15,8 @@ export interface PipelineProgress {
   /** Events the derivations have yet to commit (the slowest replica's). */
   deriveLag: number;
   projectors: ProjectorProgress[];
+  /** Derived messages the projectors have yet to commit, all together. */
+  projectLag: number;
   /** Every stage has processed everything ingested so far. */
   caughtUp: boolean;
 }
@@ -32,7 +34,8 @@ export async function pipelineProgress(nc: NatsConnection, database: SegmentData
       return { projector, lastSeq: state.last_seq, committed };
     }),
   );
-  return { derive, deriveLag, projectors, caughtUp: caughtUp(derive) && projectors.every((p) => p.committed >= p.lastSeq) };
+  const projectLag = projectors.reduce((sum, p) => sum + Math.max(0, p.lastSeq - p.committed), 0);
+  return { derive, deriveLag, projectors, projectLag, caughtUp: caughtUp(derive) && projectors.every((p) => p.committed >= p.lastSeq) };
 }
 
 /**

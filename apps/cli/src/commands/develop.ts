@@ -101,13 +101,12 @@ export const command: Command = {
           const now = Date.now();
           const perSecond = Math.round(((events - last.events) * 1000) / Math.max(1, now - last.at));
           last = { at: now, events };
-          const projectLag = progress.projectors.reduce((sum, p) => sum + Math.max(0, p.lastSeq - p.committed), 0);
           const rows = pipeline.projectors.reduce((sum, p) => sum + p.stats.rows, 0);
           const toggles = pipeline.projectors.find((p) => p.name === names.consumers.project('toggles'))?.stats.documents ?? 0;
           const line =
             `events ${events.toLocaleString('en')} (${perSecond.toLocaleString('en')}/s) | ` +
             `derive lag ${progress.deriveLag.toLocaleString('en')} events | ` +
-            `project lag ${projectLag} msgs | toggles ${toggles.toLocaleString('en')} | rows written ${rows.toLocaleString('en')} | http in ${ingest.stats.accepted.toLocaleString('en')}`;
+            `project lag ${progress.projectLag} msgs | toggles ${toggles.toLocaleString('en')} | rows written ${rows.toLocaleString('en')} | http in ${ingest.stats.accepted.toLocaleString('en')}`;
           if (tty) process.stderr.write(`\r\x1b[2K${line}`);
           else if (ticks++ % 5 === 0) say(line);
         } catch (error) {
