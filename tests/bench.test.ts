@@ -50,6 +50,9 @@ test('bench - a smoke run through the gateway: every row equals the reference mo
     assert.ok(result.cpuSeconds[stage] > 0, `cpu of ${stage}`);
     assert.ok(result.latency.cpuCores[stage] > 0 && result.latency.cpuCores[stage] < 2, `cores busy of ${stage} at the latency rate`);
     assert.ok(result.rssMb[stage] > 0, `rss of ${stage}`);
+    // Sampled each second through the phase: a quarter without a sample reads 0, none above the peak.
+    assert.ok(result.rssMbByQuarter[stage].length === 4 && result.rssMbByQuarter[stage].some((mb: number) => mb > 0), `rss by quarter of ${stage}`);
+    assert.ok(result.rssMbByQuarter[stage].every((mb: number) => mb <= result.rssMb[stage]), `rss by quarter of ${stage} within its peak`);
   }
   assert.match(stdout, /^\| end-to-end throughput \| [\d,]+ events\/s/m);
   assert.match(stdout, /^\| mismatches vs reference model \| 0 /m);
@@ -60,6 +63,8 @@ test('bench - a smoke run through the gateway: every row equals the reference mo
   // Every transaction with memberships published one message, of a batch of the smoke run's events.
   assert.ok(result.derivedMessages.memberships > 0 && result.derivedMessages.memberships < result.events, JSON.stringify(result.derivedMessages));
   assert.match(stdout, /^\| derived messages, throughput phase \| memberships [\d,]+, profiles [\d,]+, toggles [\d,]+ \|/m);
+  assert.ok(result.latency.derivedMessages.memberships > 0 && result.latency.derivedMessages.memberships <= result.latency.sent, JSON.stringify(result.latency.derivedMessages));
+  assert.match(stdout, /^\| RSS by quarter of the throughput phase \| ingest [\d,]+ \/ [\d,]+ \/ [\d,]+ \/ [\d,]+; derive /m);
   assert.match(stdout, /^\| Postgres checkpoints, latency phase \| \d+ checkpoints? started \(writing [\d.]+ s, syncing [\d.]+ s\)/m);
   assert.match(stdout, /^\| latency by stage, p50 \/ p99 \(slowest 1%\) \| gateway to events stream \d+ \/ \d+ ms \(\d+\), derive \d+ \/ \d+ ms \(\d+\), project to visible \d+ \/ \d+ ms \(\d+\) \|/m);
   assert.match(stdout, /^\| CPU derive \| [\d.]+ s = [\d,]+ µs\/event; [\d.]+ cores at [\d,]+\/s /m);

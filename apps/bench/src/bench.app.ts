@@ -16,7 +16,7 @@ import { checkExactness } from './exactness.ts';
 import { createIngestClient, type IngestClient } from './ingest-client.ts';
 import { measureLatency } from './latency.ts';
 import { latencyByStage, markStreams } from './latency-stages.ts';
-import { cpuBetween, natsServerPid, peakRssMb, pidsNamed, snapshotCpu, startStage, type Stage, type StageName } from './processes.ts';
+import { cpuBetween, natsServerPid, peakRssMb, pidsNamed, rssMb, snapshotCpu, startStage, type Stage, type StageName } from './processes.ts';
 import { checkpointActivityBetween, describeCheckpointActivity, describePostgresSettings, readCheckpointActivity, readPostgresSettings } from './postgres-settings.ts';
 import { coresBusy, describeLatencyByStage, evaluateTargets, type BenchResult, type CpuSeconds } from './report.ts';
 import { generateWorkload, type Chunk } from './workload.ts';
@@ -55,6 +55,8 @@ export interface BenchOptions {
 // A progress read asks the server for every partition's state; on a 10M-event stream ten a second
 // slowed the server the bench measures (and timed out). The end time is known to within 250 ms.
 const progressIntervalMs = 2_000;
+const rssSampleMs = 1_000;
+const stageNames: readonly StageName[] = ['ingest', 'derive', 'project'];
 const caughtUpPollMs = 250;
 const cli = fileURLToPath(new URL('../../cli/bin/segment.js', import.meta.url));
 const stageReadyTimeoutMs = 60_000;
@@ -62,7 +64,7 @@ const stageReadyTimeoutMs = 60_000;
 const probeEvery = 50;
 const readyMessages: Record<StageName, string> = { ingest: 'ingesting', derive: 'deriving', project: 'projecting' };
 /** What a stage reports as it stops, shown in the bench's output. */
-const summaryMessages: ReadonlySet<string> = new Set(['register store']);
+const summaryMessages: ReadonlySet<string> = new Set(['register store', 'projector stopped']);
 
 const count = (n: number) => Math.round(n).toLocaleString('en-US');
 
@@ -87,6 +89,29 @@ async function derivedMessageCounts(nc: NatsConnection, names: Names): Promise<R
   const jsm = await jetstreamManager(nc);
   const counts = await Promise.all(derivedCollections.map(async (collection) => [collection, (await jsm.streams.info(names.derived[collection].stream)).state.messages] as const));
   return Object.fromEntries(counts) as Record<DerivedCollection, number>;
+}
+
+/** A memory figure of each stage from /proc, summed over its processes (derive replicas). */
+function stageRss(stagePids: Record<StageName, number[]>, read: (pid: number) => number | undefined): Record<StageName, number> {
+  return Object.fromEntries(stageNames.map((name) => [name, stagePids[name].reduce((sum, pid) => sum + (read(pid) ?? Number.NaN), 0)])) as Record<StageName, number>;
+}
+
+/** Per stage, the largest RSS sampled in each quarter of a phase of `phaseMs`. */
+function peakByQuarter(samples: readonly { atMs: number; mb: Record<StageName, number> }[], phaseMs: number): Record<StageName, number[]> {
+  return Object.fromEntries(
+    stageNames.map((name) => {
+      const quarters = [0, 0, 0, 0];
+      for (const { atMs, mb } of samples) {
+        const quarter = Math.min(3, Math.floor((atMs / phaseMs) * 4));
+        quarters[quarter] = Math.max(quarters[quarter]!, mb[name]);
+      }
+      return [name, quarters];
+    }),
+  ) as Record<StageName, number[]>;
+}
+
+function countsBetween(before: Record<DerivedCollection, number>, after: Record<DerivedCollection, number>): Record<DerivedCollection, number> {
+  return Object.fromEntries(derivedCollections.map((collection) => [collection, after[collection] - before[collection]])) as Record<DerivedCollection, number>;
 }
 
 function describeProgress(progress: PipelineProgress): string {
@@ -159,7 +184,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     const failedStage = startedStages.find((outcome) => outcome.status === 'rejected');
     if (failedStage) throw failedStage.reason;
     // A stage may run as several processes (derive replicas): its figures are their sums.
-    const stagePids = Object.fromEntries((['ingest', 'derive', 'project'] as const).map((name) => [name, stages.filter((s) => s.name === name).map((s) => s.pid)])) as Record<StageName, number[]>;
+    const stagePids = Object.fromEntries(stageNames.map((name) => [name, stages.filter((s) => s.name === name).map((s) => s.pid)])) as Record<StageName, number[]>;
     const port = Number(stages.find((s) => s.name === 'ingest')!.ready.port);
     client = createIngestClient(port, concurrency);
     if (!(await client.ready())) throw new Error(`the gateway on port ${port} is not ready (GET /readyz)`);
@@ -205,6 +230,10 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         )
         .finally(() => (reporting = false));
     }, progressIntervalMs);
+    // Each stage's RSS through the phase: what it holds should stop growing once its bounds fill.
+    const rssSamples: { atMs: number; mb: Record<StageName, number> }[] = [];
+    const sampleRss = () => rssSamples.push({ atMs: performance.now() - phaseStart, mb: stageRss(stagePids, rssMb) });
+    const rssTimer = setInterval(sampleRss, rssSampleMs);
     let postedAt: number;
     let caughtUpAt: number;
     try {
@@ -213,8 +242,10 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       // Assume at least 2,000 events/s, plus a minute, before calling the pipeline stuck.
       await abortable(waitUntilCaughtUp(nc, database, names, { timeoutMs: 60_000 + (options.events / 2_000) * 1_000, intervalMs: caughtUpPollMs }), signal);
       caughtUpAt = performance.now();
+      sampleRss();
     } finally {
       clearInterval(progressTimer);
+      clearInterval(rssTimer);
     }
     const cpuSeconds = throughputCpu();
     const checkpointsAfterThroughput = await readCheckpointActivity(database, postgresSettings);
@@ -238,12 +269,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     say(`bench: Postgres during the latency phase: ${describeCheckpointActivity(postgresCheckpoints.latency)}`);
     say(`bench: latency p50 ${latency.p50Ms.toFixed(0)} ms, p99 ${latency.p99Ms.toFixed(0)} ms over ${latency.latenciesMs.length} probes (${latency.lost} lost), sent ${count(latency.sentPerSecond)} events/s`);
     await abortable(waitUntilCaughtUp(nc, database, names, { timeoutMs: 120_000, intervalMs: caughtUpPollMs }), signal);
+    const latencyDerivedMessages = countsBetween(derivedMessages, await derivedMessageCounts(nc, names));
     const byStage = await latencyByStage(nc, names, marks, latency.seen);
     say(`bench: latency by stage, p50 / p99 (mean of the slowest 1%): ${describeLatencyByStage(byStage)}, over ${count(byStage.probes)} probes`);
 
-    const rssMb = Object.fromEntries(
-      (['ingest', 'derive', 'project'] as const).map((name) => [name, stagePids[name].reduce((sum, pid) => sum + (peakRssMb(pid) ?? Number.NaN), 0)]),
-    ) as Record<StageName, number>;
+    const peakRss = stageRss(stagePids, peakRssMb);
     client.close();
     client = undefined;
     const exits = await Promise.all(stages.splice(0).map(async (s) => [s.name, await s.stop()] as const));
@@ -280,12 +310,14 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         maxMs: latency.maxMs,
         byStage,
         cpuCores: latencyCores,
+        derivedMessages: latencyDerivedMessages,
       },
       p50LatencyMs: latency.p50Ms,
       p99LatencyMs: latency.p99Ms,
       cpuSeconds,
-      rssMb,
-      peakRssMb: Math.max(...Object.values(rssMb)),
+      rssMb: peakRss,
+      rssMbByQuarter: peakByQuarter(rssSamples, endToEndSeconds * 1000),
+      peakRssMb: Math.max(...Object.values(peakRss)),
       mismatches: exactness.mismatches,
       exactness,
     };

@@ -139,9 +139,18 @@ export function cpuSeconds(pid: number): number | undefined {
 
 /** Peak resident set size (VmHWM) of a process in MiB, or undefined when it is gone. */
 export function peakRssMb(pid: number): number | undefined {
+  return statusMb(pid, 'VmHWM');
+}
+
+/** Resident set size now (VmRSS) of a process in MiB, or undefined when it is gone. */
+export function rssMb(pid: number): number | undefined {
+  return statusMb(pid, 'VmRSS');
+}
+
+function statusMb(pid: number, field: 'VmHWM' | 'VmRSS'): number | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const match = /^VmHWM:\s+(\d+) kB/m.exec(status);
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
     return match ? Number(match[1]) / 1024 : undefined;
   } catch {
     return undefined;

@@ -41,6 +41,8 @@ export interface BenchResult {
     byStage: LatencyByStage;
     /** CPU per component over the phase (sending and waiting for the last probes), in cores busy. */
     cpuCores: CpuSeconds;
+    /** Derived messages published during the phase (one per derivation transaction with output for the collection). */
+    derivedMessages: Record<DerivedCollection, number>;
   };
   p50LatencyMs: number;
   p99LatencyMs: number;
@@ -48,6 +50,8 @@ export interface BenchResult {
   cpuSeconds: CpuSeconds;
   /** Peak RSS (VmHWM) per stage over the whole run, MiB. */
   rssMb: Record<StageName, number>;
+  /** Per stage, the largest RSS sampled (each second) in each quarter of the throughput phase, MiB: bounded memory stops growing. */
+  rssMbByQuarter: Record<StageName, number[]>;
   peakRssMb: number;
   mismatches: number;
   exactness: ExactnessResult;
@@ -111,6 +115,10 @@ export function describeLatencyByStage(stages: LatencyByStage): string {
   return [hop('gateway to events stream', stages.gateway), hop('derive', stages.derive), hop('project to visible', stages.project)].join(', ');
 }
 
+function describeDerivedMessages(counts: Record<DerivedCollection, number>): string {
+  return Object.entries(counts).map(([collection, messages]) => `${collection} ${integer(messages)}`).join(', ');
+}
+
 export function renderMarkdown(result: BenchResult): string {
   const met = (metric: string) => yes(result.targets.find((t) => t.metric === metric)?.met ?? false);
   const { latency, cpuSeconds: cpu, exactness } = result;
@@ -136,14 +144,16 @@ export function renderMarkdown(result: BenchResult): string {
       if (seconds === null || cores === null) return [`CPU ${label}`, 'n/a (not a local process)', '', ''];
       return [`CPU ${label}`, `${fixed(seconds, 1)} s = ${integer((seconds * 1e6) / result.events)} µs/event; ${fixed(cores, 2)} cores at ${integer(latency.rate)}/s`, '', ''];
     }),
+    ['derived messages, throughput phase', describeDerivedMessages(result.derivedMessages), '', ''],
+    ['derived messages, latency phase', describeDerivedMessages(latency.derivedMessages), '', ''],
+    ['Postgres checkpoints, throughput phase', describeCheckpointActivity(result.postgresCheckpoints.throughput), '', ''],
+    ['Postgres checkpoints, latency phase', describeCheckpointActivity(result.postgresCheckpoints.latency), '', ''],
     [
-      'derived messages, throughput phase',
-      Object.entries(result.derivedMessages).map(([collection, messages]) => `${collection} ${integer(messages)}`).join(', '),
+      'RSS by quarter of the throughput phase',
+      Object.entries(result.rssMbByQuarter).map(([stage, quarters]) => `${stage} ${quarters.map(integer).join(' / ')}`).join('; ') + ' MB',
       '',
       '',
     ],
-    ['Postgres checkpoints, throughput phase', describeCheckpointActivity(result.postgresCheckpoints.throughput), '', ''],
-    ['Postgres checkpoints, latency phase', describeCheckpointActivity(result.postgresCheckpoints.latency), '', ''],
     ['peak RSS ingest / derive / project', `${integer(result.rssMb.ingest)} / ${integer(result.rssMb.derive)} / ${integer(result.rssMb.project)} MB`, `<= ${integer(targetValues.peakRssMb)} MB each`, met('peakRssMb')],
   ];
   return [

@@ -140,6 +140,7 @@ export class Projector {
       }
     }
     await source?.close().catch(() => undefined);
+    logger.info({ projector: this.#options.name, ...this.stats }, 'projector stopped');
   }
 
   async #commit(messages: readonly SourceMessage[], position: ProjectionPosition): Promise<ProjectionPosition> {
