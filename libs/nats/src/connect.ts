@@ -1,3 +1,4 @@
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
 export interface NatsOptions {
@@ -27,4 +28,14 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
   } catch (error) {
     throw new Error(`cannot connect to NATS at ${servers.join(', ')}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
+}
+
+/**
+ * A JetStream manager for reads made again and again (progress polls, stream reads), without the
+ * API check nats.js makes by default: an account-info request per manager, which nats-server 2.9
+ * answers under the account's JetStream locks. In a 10M-event bench the three of a progress poll
+ * waited 3.9 s, beside a publish that waited 4.1 s.
+ */
+export function managerForReads(nc: NatsConnection): Promise<JetStreamManager> {
+  return jetstreamManager(nc, { checkAPI: false });
 }

@@ -1,5 +1,6 @@
-import { DeliverPolicy, jetstream, jetstreamManager, type JsMsg, type OrderedConsumerOptions } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, type JsMsg, type OrderedConsumerOptions } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { managerForReads } from './connect.ts';
 
 export interface StoredMessage {
   seq: number;
@@ -53,7 +54,7 @@ export async function* readStreamPages(nc: NatsConnection, stream: string, optio
 
 /** The sequence of the stream's (or the subject's) last message; 0 when there is none. */
 async function lastSequence(nc: NatsConnection, stream: string, subject: string | undefined): Promise<number> {
-  const jsm = await jetstreamManager(nc);
+  const jsm = await managerForReads(nc);
   if (subject === undefined) {
     const { state } = await jsm.streams.info(stream);
     return state.messages === 0 ? 0 : state.last_seq;

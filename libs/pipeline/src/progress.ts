@@ -1,6 +1,5 @@
-import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { caughtUp, deriveProgress, derivePendingEvents, type Names, type PartitionProgress } from '@segment/nats';
+import { caughtUp, deriveProgress, derivePendingEvents, managerForReads, type Names, type PartitionProgress } from '@segment/nats';
 import { projections, type ProjectedCollection, type SegmentDatabase } from '@segment/postgres';
 
 export interface ProjectorProgress {
@@ -23,7 +22,7 @@ export interface PipelineProgress {
 
 /** Where every stage stands: derivations per vendor partition, projectors per derived stream. */
 export async function pipelineProgress(nc: NatsConnection, database: SegmentDatabase, names: Names): Promise<PipelineProgress> {
-  const jsm = await jetstreamManager(nc);
+  const jsm = await managerForReads(nc);
   const [derive, deriveLag] = await Promise.all([deriveProgress(nc, names), derivePendingEvents(nc, names)]);
   const leases = await database.db.selectFrom('segment_projector_leases').select(['projector', 'stream_seq']).execute();
   const projectors = await Promise.all(

@@ -1,6 +1,6 @@
-import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { managerForReads } from '../connect.ts';
 import type { Names } from '../names.ts';
 import { KvCheckpointStore } from './kv-checkpoint-store.ts';
 
@@ -14,7 +14,7 @@ export interface PartitionProgress {
 
 /** Where each vendor partition's derivations stand against the events stream. */
 export async function deriveProgress(nc: NatsConnection, names: Names): Promise<PartitionProgress[]> {
-  const jsm = await jetstreamManager(nc);
+  const jsm = await managerForReads(nc);
   const checkpoints = new KvCheckpointStore(await new Kvm(nc).open(names.buckets.checkpoints), 'derive');
   const info = await jsm.streams.info(names.events.stream, { subjects_filter: '>' });
   const progress: PartitionProgress[] = [];
@@ -41,7 +41,7 @@ export function caughtUp(progress: readonly PartitionProgress[]): boolean {
  * messages (each replica reads the whole stream and keeps its own vendors' events).
  */
 export async function derivePendingEvents(nc: NatsConnection, names: Names): Promise<number> {
-  const jsm = await jetstreamManager(nc);
+  const jsm = await managerForReads(nc);
   let pending = 0;
   for await (const consumer of jsm.consumers.list(names.events.stream)) {
     if (consumer.name.startsWith(names.consumers.derivePrefix)) pending = Math.max(pending, consumer.num_pending + consumer.num_ack_pending);
