@@ -18,7 +18,8 @@ fixed clock), and on the same events measures:
                  events or --naive-seconds)
   throughput     all N events POSTed to the gateway as NDJSON (--batch per request, --concurrency
                  requests in flight) until every stage has caught up: sustained events/s, CPU
-                 seconds per component (from /proc) over that time, peak RSS per stage
+                 seconds per component (from /proc) over that time, peak RSS per stage and
+                 its largest in each quarter of the phase
   latency        --rate events/s for --latency-seconds; every 50th a probe (a new user) whose
                  membership row is polled in Postgres every 10 ms: p50/p99 publish to visible
   exactness      every row of segment_memberships, segment_profiles and segment_toggles against
