@@ -16,7 +16,7 @@ import { checkExactness } from './exactness.ts';
 import { createIngestClient, type IngestClient } from './ingest-client.ts';
 import { measureLatency } from './latency.ts';
 import { latencyByStage, markStreams } from './latency-stages.ts';
-import { cpuBetween, natsServerPid, peakRssMb, pidsNamed, rssMb, snapshotCpu, startStage, type Stage, type StageName } from './processes.ts';
+import { groupCpuSeconds, natsServerPid, peakRssMb, rssMb, snapshotCpu, startStage, type Stage, type StageName } from './processes.ts';
 import { checkpointActivityBetween, describeCheckpointActivity, describePostgresSettings, readCheckpointActivity, readPostgresSettings } from './postgres-settings.ts';
 import { coresBusy, describeLatencyByStage, evaluateTargets, type BenchResult, type CpuSeconds } from './report.ts';
 import { generateWorkload, type Chunk } from './workload.ts';
@@ -195,12 +195,12 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     /** CPU seconds per component from now until the returned function is called. */
     const meterCpu = (): (() => CpuSeconds) => {
       const pids = [...stages.map((s) => s.pid), ...(natsPid === undefined ? [] : [natsPid])];
-      const postgresBefore = snapshotCpu(pidsNamed('postgres'));
+      const postgresBefore = groupCpuSeconds('postgres');
       const before = snapshotCpu(pids);
       const benchBefore = process.cpuUsage();
       return () => {
         const after = snapshotCpu(pids);
-        const postgres = cpuBetween(postgresBefore, snapshotCpu(pidsNamed('postgres')));
+        const postgres = groupCpuSeconds('postgres') - postgresBefore;
         const bench = process.cpuUsage(benchBefore);
         const cpuOf = (pid: number) => (after.get(pid) ?? Number.NaN) - (before.get(pid) ?? Number.NaN);
         const cpuOfStage = (name: StageName) => stagePids[name].reduce((sum, pid) => sum + cpuOf(pid), 0);
