@@ -34,7 +34,7 @@ export async function pipelineProgress(nc: NatsConnection, database: SegmentData
     }),
   );
   const projectLag = projectors.reduce((sum, p) => sum + Math.max(0, p.lastSeq - p.committed), 0);
-  return { derive, deriveLag, projectors, projectLag, caughtUp: caughtUp(derive) && projectors.every((p) => p.committed >= p.lastSeq) };
+  return { derive, deriveLag, projectors, projectLag, caughtUp: caughtUp(derive) && projectLag === 0 };
 }
 
 /**
