@@ -48,7 +48,7 @@ export interface BenchResult {
   p99LatencyMs: number;
   /** CPU seconds over the throughput phase (first POST to caught up), per component. */
   cpuSeconds: CpuSeconds;
-  /** Peak RSS (VmHWM) per stage over the whole run, MiB. */
+  /** Peak RSS per stage over the whole run, MiB: its VmHWM, or more where a throughput-phase sample read more. */
   rssMb: Record<StageName, number>;
   /** Per stage, the largest RSS sampled (each second) in each quarter of the throughput phase, MiB: bounded memory stops growing. */
   rssMbByQuarter: Record<StageName, number[]>;
