@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import { FencedError } from '@segment/runtime';
-import { PostgresProjectionStore, analyzeStaleTables, membershipsProjection, migrate, readCollection, reportingRole, segmentMembers, togglesProjection, userProfile } from '@segment/postgres';
+import { PostgresProjectionStore, analyzeStaleTables, membershipsProjection, migrate, readCollection, reportingRole, segmentMembers, stageRowsAtLeast, togglesProjection, userProfile } from '@segment/postgres';
 import { reductionOf } from '@segment/reduce';
 import { replay } from '@segment/segment';
 import type { Membership } from '@segment/model';
@@ -100,24 +100,31 @@ test('postgres - a projector that lost its lease cannot commit (fenced)', async 
   assert.deepEqual(await readCollection(database, 'segment/toggles'), expected.toggles);
 });
 
-test('postgres - any text survives the bulk path: tabs, newlines, backslashes, quotes, \\N, emoji', async (t) => {
+test('postgres - any text survives both bulk paths (arrays in the statement, COPY into staging): tabs, newlines, backslashes, quotes, \\N, emoji', async (t) => {
   const { database, cleanup } = await testDatabase(randomNamespace('pg'));
   t.after(cleanup);
   const odd = ['tab\there', 'new\nline', 'back\\slash', '\\N', 'quote"\'', 'cr\rlf', '\u{1F600} é', ''];
-  const memberships: Membership[] = odd.map((user, i) => ({
-    segment: { vendor: 1 + i, name: odd[(i + 1) % odd.length] || 'x' },
-    user,
-    first: '2021-01-01T00:00:00.123456789+05:30',
-    last: '2021-01-02T00:00:00Z',
-    member: true,
-    value: odd[(i + 2) % odd.length]!,
-  }));
+  const membershipsOf = (vendorBase: number): Membership[] =>
+    odd.map((user, i) => ({
+      segment: { vendor: vendorBase + i, name: odd[(i + 1) % odd.length] || 'x' },
+      user,
+      first: '2021-01-01T00:00:00.123456789+05:30',
+      last: '2021-01-02T00:00:00Z',
+      member: true,
+      value: odd[(i + 2) % odd.length]!,
+    }));
+  const inline = membershipsOf(1);
+  const staged = membershipsOf(100);
+  const filler = Array.from({ length: stageRowsAtLeast }, (_, i): Membership => ({ segment: { vendor: 1000, name: 'filler' }, user: `u${i}`, last: '2021-01-02T00:00:00Z', member: true }));
   const store = new PostgresProjectionStore(database, membershipsProjection, 'project_memberships');
   await store.acquire();
-  await store.commit(memberships, { streamSeq: 1, checkpoints: new Map([[1, 1]]) });
-  const stored = await database.db.selectFrom('segment_memberships').select(['user', 'segment_name', 'value', 'document']).orderBy('vendor').execute();
-  assert.deepEqual(stored.map((r) => r.document), memberships);
-  assert.deepEqual(stored.map((r) => [r.user, r.segment_name, r.value]), memberships.map((m) => [m.user, m.segment.name, m.value]));
+  await store.commit(inline, { streamSeq: 1, checkpoints: new Map([[1, 1]]) });
+  await store.commit([...staged, ...filler], { streamSeq: 2, checkpoints: new Map([[1, 2]]) });
+  const stored = await database.db.selectFrom('segment_memberships').select(['user', 'segment_name', 'value', 'document']).where('vendor', '<', 1000).orderBy('vendor').execute();
+  const expected = [...inline, ...staged];
+  assert.deepEqual(stored.map((r) => r.document), expected);
+  assert.deepEqual(stored.map((r) => [r.user, r.segment_name, r.value]), expected.map((m) => [m.user, m.segment.name, m.value]));
+  assert.equal((await database.db.selectFrom('segment_memberships').select((eb) => eb.fn.countAll<number>().as('n')).where('vendor', '=', 1000).executeTakeFirstOrThrow()).n, stageRowsAtLeast);
 });
 
 test('postgres - tables changed since their last analyze are analyzed (autovacuum may be off), then left alone', async (t) => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Kysely, PostgresDialect } from 'kysely';
@@ -20,6 +21,7 @@ export interface DatabaseOptions {
 
 /** A transaction on one connection, for bulk writes that a query builder cannot express (COPY). */
 export interface BulkSession {
+  /** With parameters, the statement is prepared once per connection (planning a projector's merge cost ~0.4 ms a time). */
   query<R = Record<string, unknown>>(text: string, parameters?: readonly unknown[]): Promise<R[]>;
   /** Streams rows into a table with COPY, where the backend has it (a Postgres server; not PGlite). */
   readonly copyRows: ((table: string, rows: readonly (readonly unknown[])[]) => Promise<void>) | undefined;
@@ -40,8 +42,16 @@ export interface SegmentDatabase {
 }
 
 interface PooledClient {
-  query(text: string, parameters?: readonly unknown[]): Promise<{ rows: unknown[] }>;
+  query(text: string | pg.QueryConfig, parameters?: readonly unknown[]): Promise<{ rows: unknown[] }>;
   release(): void;
+}
+
+/** A prepared statement's name: the same on every connection for the same text (pg prepares it on each at first use). */
+const statementNames = new Map<string, string>();
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (name === undefined) statementNames.set(text, (name = `segment_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`));
+  return name;
 }
 
 /** COPY's text format: tab-separated, `\N` for null, backslash escapes. */
@@ -79,7 +89,8 @@ export function openDatabase(options: DatabaseOptions): SegmentDatabase {
     async bulkTransaction(work, setup) {
       const client: PooledClient = typeof pool === 'function' ? await (await pool()).connect() : await pool.connect();
       const session: BulkSession = {
-        query: async (text, parameters) => (await client.query(text, parameters ? [...parameters] : undefined)).rows as never,
+        query: async (text, parameters) =>
+          (await (parameters && !embedded ? client.query({ name: statementName(text), text, values: [...parameters] }) : client.query(text, parameters ? [...parameters] : undefined))).rows as never,
         copyRows: embedded ? undefined : (table, rows) => copyInto(client as pg.PoolClient, table, rows),
       };
       try {
