@@ -127,7 +127,7 @@ test('postgres - any text survives both bulk paths (arrays in the statement, COP
   assert.equal((await database.db.selectFrom('segment_memberships').select((eb) => eb.fn.countAll<number>().as('n')).where('vendor', '=', 1000).executeTakeFirstOrThrow()).n, stageRowsAtLeast);
 });
 
-test('postgres - tables changed since their last analyze are analyzed (autovacuum may be off), then left alone', async (t) => {
+test('postgres - tables changed since their last analyze are analyzed (autovacuum may be off) on a small sample, then left alone', async (t) => {
   const { database, cleanup } = await testDatabase(randomNamespace('pg'));
   t.after(cleanup);
   const s = sql.id(database.schema);
@@ -142,5 +142,10 @@ test('postgres - tables changed since their last analyze are analyzed (autovacuu
   }
   assert.ok(analyzed.includes('segment_memberships'), `analyzed: ${analyzed.join(', ')}`);
   assert.equal(await reltuples(), 5000);
+  // A small sample (statistics target 10): a histogram of at most 11 bounds, where the default makes 101.
+  const { rows: stats } = await sql<{ bounds: number }>`
+    SELECT array_length(histogram_bounds::text::text[], 1) AS bounds FROM pg_stats
+    WHERE schemaname = ${database.schema} AND tablename = 'segment_memberships' AND attname = 'user'`.execute(database.db);
+  assert.ok(stats[0]!.bounds <= 11, `histogram bounds: ${stats[0]!.bounds}`);
   assert.ok(!(await analyzeStaleTables(database)).includes('segment_memberships'), 'nothing changed since');
 });
