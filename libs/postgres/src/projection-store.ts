@@ -59,13 +59,14 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
     this.#stageTable = quoteIdent(`stage_${projection.table}`);
     const { columns, keyColumns } = projection;
     const names = columns.map((c) => quoteIdent(c.name)).join(', ');
+    const keyNames = keyColumns.map((k) => quoteIdent(k.name)).join(', ');
     const updates = columns
       .filter((c) => !keyColumns.some((k) => k.name === c.name))
       .map((c) => `${quoteIdent(c.name)} = excluded.${quoteIdent(c.name)}`)
       .join(', ');
     const merge = (source: string) =>
       `, merged AS (INSERT INTO ${this.#tables.target} (${names}) SELECT ${names} FROM ${source} WHERE EXISTS (SELECT FROM lease) ` +
-      `ON CONFLICT (${keyColumns.map((k) => quoteIdent(k.name)).join(', ')}) DO UPDATE SET ${updates})`;
+      `ON CONFLICT (${keyNames}) DO UPDATE SET ${updates})`;
     const commit = (merged: string) =>
       `WITH lease AS (
          UPDATE ${this.#tables.leases} SET stream_seq = $3, updated_at = now() WHERE projector = $1 AND owner = $2 RETURNING 1
@@ -75,11 +76,9 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
          ON CONFLICT (projector, partition) DO UPDATE SET source_seq = excluded.source_seq
        )
        SELECT count(*)::int AS held FROM lease`;
-    const inline = `unnest(${columns.map((column, i) => `$${i + 6}::${column.type}[]`).join(', ')}) AS s(${names})`;
+    const inline = `unnest(${arrayParameters(columns, 6)}) AS s(${names})`;
     this.#statements = { commitEmpty: commit(''), commitStaged: commit(merge(this.#stageTable)), commitInline: commit(merge(inline)) };
-    const arrays = keyColumns.map((column, i) => `$${i + 1}::${column.type}[]`).join(', ');
-    const keyNames = keyColumns.map((k) => quoteIdent(k.name)).join(', ');
-    this.#loadStored = `SELECT t.document FROM ${this.#tables.target} t JOIN unnest(${arrays}) AS k(${keyNames}) USING (${keyNames})`;
+    this.#loadStored = `SELECT t.document FROM ${this.#tables.target} t JOIN unnest(${arrayParameters(keyColumns, 1)}) AS k(${keyNames}) USING (${keyNames})`;
   }
 
   /** The projector's name, e.g. `project_memberships`; checkpoints and lease are stored under it. */
@@ -128,11 +127,12 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
     await this.#database.bulkTransaction(
       async (session) => {
         const rows = documents.length > 0 ? await this.#rows(session, documents) : [];
-        const staged = rows.length >= stageRowsAtLeast && session.copyRows !== undefined;
+        const copyRows = rows.length >= stageRowsAtLeast ? session.copyRows : undefined;
+        const staged = copyRows !== undefined;
         if (staged) {
           // Only a transaction that stages touches the staging table (see stageRowsAtLeast).
           await session.query(`CREATE TEMP TABLE IF NOT EXISTS ${this.#stageTable} (LIKE ${this.#tables.target}) ON COMMIT DELETE ROWS`);
-          await session.copyRows!(this.#stageTable, rows);
+          await copyRows(this.#stageTable, rows);
         }
         const partitions = [...position.checkpoints.keys()];
         const [result] = await session.query<{ held: number }>(
@@ -171,6 +171,11 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
 
 function samePosition(a: ProjectionPosition, b: ProjectionPosition): boolean {
   return a.streamSeq === b.streamSeq && a.checkpoints.size === b.checkpoints.size && [...a.checkpoints].every(([partition, seq]) => b.checkpoints.get(partition) === seq);
+}
+
+/** Typed array parameters for `unnest`, one per column, numbered from `first`: `$6::int4[], $7::text[], ...`. */
+function arrayParameters(columns: readonly { type: string }[], first: number): string {
+  return columns.map((column, i) => `$${first + i}::${column.type}[]`).join(', ');
 }
 
 /** A double-quoted SQL identifier. */
