@@ -46,6 +46,11 @@ test('bench - a smoke run through the gateway: every row equals the reference mo
     assert.ok(byStage[hop].p50Ms >= 0 && byStage[hop].p99Ms >= byStage[hop].p50Ms, `${hop}: ${JSON.stringify(byStage[hop])}`);
   }
   assert.ok(byStage.gateway.p50Ms + byStage.derive.p50Ms + byStage.project.p50Ms <= result.latency.maxMs, JSON.stringify(byStage));
+  // A 3-second phase: the probes grouped by the second they were sent in, the slowest being the phase's.
+  const { bySecond } = result.latency;
+  assert.ok(bySecond.length >= 3 && bySecond.length <= 4, JSON.stringify(bySecond));
+  assert.equal(Math.max(...bySecond.map((second: { maxMs: number }) => second.maxMs)), result.latency.maxMs);
+  assert.match(stdout, /^\| latency p50 \/ max by second of the phase \| (\d+\/\d+, )+\d+\/\d+ ms \|/m);
   for (const stage of ['ingest', 'derive', 'project']) {
     assert.ok(result.cpuSeconds[stage] > 0, `cpu of ${stage}`);
     assert.ok(result.latency.cpuCores[stage] > 0 && result.latency.cpuCores[stage] < 2, `cores busy of ${stage} at the latency rate`);

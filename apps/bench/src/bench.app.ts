@@ -18,7 +18,7 @@ import { measureLatency } from './latency.ts';
 import { latencyByStage, markStreams } from './latency-stages.ts';
 import { groupCpuSeconds, natsServerPid, peakRssMb, rssMb, snapshotCpu, startStage, type Stage, type StageName } from './processes.ts';
 import { checkpointActivityBetween, describeCheckpointActivity, describePostgresSettings, readCheckpointActivity, readPostgresSettings } from './postgres-settings.ts';
-import { coresBusy, describeLatencyByStage, evaluateTargets, type BenchResult, type CpuSeconds } from './report.ts';
+import { coresBusy, describeBySecond, describeLatencyByStage, evaluateTargets, type BenchResult, type CpuSeconds } from './report.ts';
 import { generateWorkload, type Chunk } from './workload.ts';
 
 export { renderMarkdown, toJson, type BenchResult } from './report.ts';
@@ -268,6 +268,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     };
     say(`bench: Postgres during the latency phase: ${describeCheckpointActivity(postgresCheckpoints.latency)}`);
     say(`bench: latency p50 ${latency.p50Ms.toFixed(0)} ms, p99 ${latency.p99Ms.toFixed(0)} ms over ${latency.latenciesMs.length} probes (${latency.lost} lost), sent ${count(latency.sentPerSecond)} events/s`);
+    say(`bench: latency p50 / max by second of the phase: ${describeBySecond(latency.bySecond)}`);
     await abortable(waitUntilCaughtUp(nc, database, names, { timeoutMs: 120_000, intervalMs: caughtUpPollMs }), signal);
     const latencyDerivedMessages = countsBetween(derivedMessages, await derivedMessageCounts(nc, names));
     const byStage = await latencyByStage(nc, names, marks, latency.seen);
@@ -312,6 +313,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         p50Ms: latency.p50Ms,
         p99Ms: latency.p99Ms,
         maxMs: latency.maxMs,
+        bySecond: latency.bySecond,
         byStage,
         cpuCores: latencyCores,
         derivedMessages: latencyDerivedMessages,

@@ -40,6 +40,13 @@ export interface LatencyResult {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** By second of the phase (when the probe was sent): its probes' median and slowest, in ms. */
+  bySecond: SecondFigures[];
+}
+
+export interface SecondFigures {
+  p50Ms: number;
+  maxMs: number;
 }
 
 const sliceMs = 10;
@@ -50,6 +57,16 @@ export function percentile(ascending: readonly number[], p: number): number {
   if (ascending.length === 0) return Number.NaN;
   const rank = Math.ceil((p / 100) * ascending.length);
   return ascending[Math.min(ascending.length, Math.max(1, rank)) - 1]!;
+}
+
+/** Whether the tail is a moment (a stall) or the steady state: the probes grouped by the second they were sent in. */
+export function figuresBySecond(seen: readonly ProbeTiming[], startedAtMs: number): SecondFigures[] {
+  const seconds: number[][] = [];
+  for (const probe of seen) (seconds[Math.max(0, Math.floor((probe.sentAtMs - startedAtMs) / 1000))] ??= []).push(probe.seenAtMs - probe.sentAtMs);
+  return Array.from(seconds, (latencies = []) => {
+    latencies.sort((a, b) => a - b);
+    return { p50Ms: percentile(latencies, 50), maxMs: latencies.at(-1) ?? Number.NaN };
+  });
 }
 
 export async function measureLatency(options: LatencyOptions): Promise<LatencyResult> {
@@ -117,6 +134,7 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyRe
   };
 
   const started = performance.now();
+  const startedAtMs = epochNow();
   let next = 0;
   try {
     while (next < lines.length && failure === undefined && !options.signal?.aborted) {
@@ -152,6 +170,7 @@ export async function measureLatency(options: LatencyOptions): Promise<LatencyRe
       p50Ms: percentile(latencies, 50),
       p99Ms: percentile(latencies, 99),
       maxMs: latencies.at(-1) ?? Number.NaN,
+      bySecond: figuresBySecond(seen, startedAtMs),
     };
   } finally {
     sending = false;

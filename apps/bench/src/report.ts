@@ -1,6 +1,7 @@
 // What a run found: one result shape, printed as a markdown table and written as JSON.
 import type { ExactnessResult } from './exactness.ts';
 import type { LatencyByStage } from './latency-stages.ts';
+import type { SecondFigures } from './latency.ts';
 import { describeCheckpointActivity, describePostgresSettings, type CheckpointActivity, type PostgresSettings } from './postgres-settings.ts';
 import type { StageName } from './processes.ts';
 import type { DerivedCollection } from '@segment/nats';
@@ -37,6 +38,8 @@ export interface BenchResult {
     p50Ms: number;
     p99Ms: number;
     maxMs: number;
+    /** By second of the phase, the median and slowest latency of the probes sent in it. */
+    bySecond: SecondFigures[];
     /** Each probe's latency split at the server's timestamps of its event and of its derived membership. */
     byStage: LatencyByStage;
     /** CPU per component over the phase (sending and waiting for the last probes), in cores busy. */
@@ -115,6 +118,10 @@ export function describeLatencyByStage(stages: LatencyByStage): string {
   return [hop('gateway to events stream', stages.gateway), hop('derive', stages.derive), hop('project to visible', stages.project)].join(', ');
 }
 
+export function describeBySecond(seconds: readonly SecondFigures[]): string {
+  return `${seconds.map((s) => `${fixed(s.p50Ms, 0)}/${fixed(s.maxMs, 0)}`).join(', ')} ms`;
+}
+
 function describeDerivedMessages(counts: Record<DerivedCollection, number>): string {
   return Object.entries(counts).map(([collection, messages]) => `${collection} ${integer(messages)}`).join(', ');
 }
@@ -132,6 +139,7 @@ export function renderMarkdown(result: BenchResult): string {
     ['latency p50, publish to visible', `${fixed(result.p50LatencyMs, 0)} ms (${latencyNote})`, '', ''],
     ['latency p99', `${fixed(result.p99LatencyMs, 0)} ms (max ${fixed(latency.maxMs, 0)} ms)`, `<= ${targetValues.p99LatencyMs} ms at ${integer(targetValues.latencyRate)}/s`, met('p99LatencyMs')],
     ['latency by stage, p50 / p99 (slowest 1%)', describeLatencyByStage(latency.byStage), '', ''],
+    ['latency p50 / max by second of the phase', describeBySecond(latency.bySecond), '', ''],
     [
       'mismatches vs reference model',
       `${integer(result.mismatches)} (${exactness.collections.map((c) => `${c.collection.slice('segment/'.length)} ${integer(c.actual)}`).join(', ')} rows; ${exactness.mode === 'full' ? 'every row' : `users sampled 1 in ${exactness.sampleEvery}`})`,
