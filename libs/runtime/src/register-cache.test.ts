@@ -41,7 +41,7 @@ test('a register written back reads the same afterwards, and can be changed and 
   assert.equal(store.loads, loads, 'read from memory after its first load');
 });
 
-test('over capacity, the least recently used written-back registers are dropped at flush, and read back from the store', async () => {
+test('over capacity, a written-back register is evicted and read back from the store', async () => {
   const store = new MemoryRegisterStore<number>();
   const written = new WrittenRegisters(2);
   const cache = new RegisterCache<number>(store, written);
@@ -50,19 +50,34 @@ test('over capacity, the least recently used written-back registers are dropped 
   keys.forEach((key, i) => cache.set(keyId(key), key, { value: i, seq: i + 1 }));
   await cache.flush();
   assert.equal(written.size, 2);
+  // All three were just used: the hand evicts in insertion order, the first one.
+  assert.deepEqual(keys.map((key) => written.touch(keyId(key)) !== undefined), [false, true, true]);
   const loads = store.loads;
-  // Used again, b becomes the most recent: c goes next.
-  await cache.prefetch(new Map([keys[1]!, keys[0]!].map((key) => [keyId(key), key])));
-  assert.equal(store.loads, loads + 1, 'the oldest was dropped and read back from the store');
+  await cache.prefetch(new Map([[keyId(keys[0]!), keys[0]!]]));
+  assert.equal(store.loads, loads + 1, 'the evicted one was read back from the store');
   assert.deepEqual(cache.get(keyId(keys[0]!)), { value: 0, seq: 1 });
-  await cache.flush();
-  assert.deepEqual(
-    keys.map((key) => written.touch(keyId(key)) !== undefined),
-    [true, true, false],
-  );
+  assert.equal(written.size, 2);
 });
 
-test('partitions share one bound: registers another partition prefetched stay readable through its transaction when a commit trims them', async () => {
+test('written registers: a register used since the hand last passed it gets a second chance; a deleted one frees its slot', () => {
+  const written = new WrittenRegisters(3);
+  for (const id of ['a', 'b', 'c']) written.set(id, `"${id}"`);
+  written.set('d', '"d"'); // every bit set: the hand clears them all, then evicts a
+  assert.equal(written.touch('a'), undefined);
+  assert.equal(written.touch('c'), '"c"'); // c used again; b not
+  written.set('e', '"e"');
+  assert.deepEqual(['b', 'c', 'd', 'e'].map((id) => written.touch(id)), [undefined, '"c"', '"d"', '"e"']);
+  written.delete('d');
+  assert.equal(written.size, 2);
+  written.set('f', '"f"'); // into d's slot: nothing evicted
+  assert.deepEqual(['c', 'e', 'f'].map((id) => written.touch(id)), ['"c"', '"e"', '"f"']);
+  written.set('e', '"e2"'); // a rewrite keeps its slot
+  assert.equal(written.size, 3);
+  assert.equal(written.touch('e'), '"e2"');
+  assert.throws(() => new WrittenRegisters(0), RangeError);
+});
+
+test('partitions share one bound: registers another partition prefetched stay readable through its transaction when a commit evicts them', async () => {
   const store = new MemoryRegisterStore<number>();
   const written = new WrittenRegisters(2);
   const [first, second] = [new RegisterCache<number>(store, written), new RegisterCache<number>(store, written)];
@@ -74,6 +89,6 @@ test('partitions share one bound: registers another partition prefetched stay re
   others.forEach((key, i) => second.set(keyId(key), key, { value: i, seq: i + 1 }));
   await second.flush();
   assert.equal(written.size, 2, 'one bound for both partitions');
-  assert.equal(written.touch(keyId(held)), undefined, 'trimmed by the other partition\'s commit');
+  assert.equal(written.touch(keyId(held)), undefined, 'evicted by the other partition\'s commit');
   assert.deepEqual(first.get(keyId(held)), { value: 7, seq: 3 }, 'still held for the transaction that prefetched it');
 });
