@@ -101,7 +101,9 @@ interface PartitionJournal {
  * connection's messages to one stream in order, so a fence's ack says every register before it was
  * stored. Messages in flight when a connection drops are lost while the fence, sent after the
  * reconnect, would still be acked; so a write during which the connection dropped is made again,
- * acked one by one.
+ * acked one by one. A replicated bucket acks every write: there the order holds only within one
+ * leader's term, and a write that reaches a server no longer (or not yet) the stream's leader is
+ * dropped with no reply to say so, while the fence behind it, stored by the next leader, is acked.
  */
 export class KvRegisterStore implements RegisterStore {
   readonly #nc: NatsConnection;
@@ -259,20 +261,21 @@ export class KvRegisterStore implements RegisterStore {
     const bytes = journal.movingBytes;
     const interruptions = this.#interruptions;
     const { nc, publisher } = this.#moves;
+    const fenced = !(await this.#replicated());
     const acked: Promise<unknown>[] = [];
     try {
       for (let i = 0; i < moved.length; i += moveSliceSize) {
-        if (i > 0) await publisher.publish(this.#keySubject + fenceKey, '');
+        if (i > 0) await (fenced ? publisher.publish(this.#keySubject + fenceKey, '') : Promise.all(acked));
         for (const [encoded, body] of moved.slice(i, i + moveSliceSize)) {
           const subject = this.#keySubject + encoded;
-          if (body.length > unackedMaxBytes) acked.push(publisher.publish(subject, body));
+          if (!fenced || body.length > unackedMaxBytes) acked.push(publisher.publish(subject, body));
           // A Buffer from Node's shared pool: nats.js would encode a string into an ArrayBuffer of its own.
           else nc.publish(subject, Buffer.from(body));
         }
       }
-      acked.push(publisher.publish(this.#keySubject + fenceKey, ''));
+      if (fenced) acked.push(publisher.publish(this.#keySubject + fenceKey, ''));
       await Promise.all(acked);
-      if (this.#interruptions !== interruptions) {
+      if (fenced && this.#interruptions !== interruptions) {
         acked.push(...moved.map(([encoded, body]) => publisher.publish(this.#keySubject + encoded, body)));
         await Promise.all(acked);
       }
