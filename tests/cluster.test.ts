@@ -18,16 +18,18 @@ test('cluster - derivations on a 3-node cluster with 3 replicas: registers moved
   const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
   await provision(nc, names, { ...defaultProvisionConfig, replicas: 3 }, logger);
 
-  // The register bucket's leader steps down every 300 ms while the workers run: a write a former
-  // leader drops has no reply to say so, so each one must be acked, not vouched for by a fence.
+  // The register bucket's leader steps down each second (six times) while the workers run: a write
+  // a former leader drops has no reply to say so, so each one must be acked, not vouched for by a
+  // fence. (Every 300 ms, the workers spent most of a loaded CI run waiting for a leader.)
   const registerStream = `${kvStreamPrefix}${names.buckets.toggleRegisters}`;
   let stepDowns = 0;
   const stepper = setInterval(() => {
+    if (stepDowns >= 6) return clearInterval(stepper);
     nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${registerStream}`, '', { timeout: 2_000 }).then(
       (reply) => void (reply.json<{ success?: boolean }>().success && stepDowns++),
       () => undefined,
     );
-  }, 300);
+  }, 1_000);
   t.after(() => clearInterval(stepper));
 
   const events = generateEvents(8_000);
@@ -36,10 +38,14 @@ test('cluster - derivations on a 3-node cluster with 3 replicas: registers moved
   const run = async (batch: readonly (typeof events)[number][]) => {
     await publishEvents(nc, names, batch);
     const { worker, close } = await createDeriveRuntime(nc, { names, derivations: [togglesDerivation as Derivation], logger, registerMemory: { journalBytes: 20_000, cacheEntries: 100_000 } });
-    await worker.start();
-    await waitFor(async () => caughtUp(await deriveProgress(nc, names)), 90_000, async () => JSON.stringify(await deriveProgress(nc, names)));
-    await worker.stop();
-    await close();
+    try {
+      await worker.start();
+      await waitFor(async () => caughtUp(await deriveProgress(nc, names)), 90_000, async () => JSON.stringify(await deriveProgress(nc, names)));
+    } finally {
+      // Also when it failed: a worker left running would keep the test's process alive.
+      await worker.stop();
+      await close();
+    }
   };
   await run(events.slice(0, 4_000));
   await run(events.slice(4_000));
