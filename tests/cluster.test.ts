@@ -2,13 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { caughtUp, connectNats, createDeriveRuntime, defaultProvisionConfig, deriveProgress, kvStreamPrefix, namesFor, provision } from '@segment/nats';
+import { caughtUp, connectNats, createDeriveRuntime, defaultProvisionConfig, deriveProgress, namesFor, provision } from '@segment/nats';
 import { replay, togglesDerivation, type Derivation } from '@segment/segment';
 import { startNatsCluster } from './support/nats-server.ts';
 import { generateEvents, publishEvents, readDerived } from './support/pipeline.ts';
 import { randomNamespace, waitFor } from './support/streams.ts';
 
-test('cluster - derivations on a 3-node cluster with 3 replicas: registers moved to the bucket while its leader keeps changing, and read back (from the leaders) by a restarted worker, give exactly the model', { timeout: 180_000 }, async (t) => {
+test('cluster - derivations on a 3-node cluster with 3 replicas: registers moved to the bucket and read back (from the leaders) by a restarted worker give exactly the model', { timeout: 180_000 }, async (t) => {
   const cluster = await startNatsCluster(3);
   t.after(() => cluster.stop());
   const nc = await connectNats({ servers: cluster.servers.map((server) => server.url), name: 'test-cluster' });
@@ -17,19 +17,6 @@ test('cluster - derivations on a 3-node cluster with 3 replicas: registers moved
   const logs: Record<string, unknown>[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
   await provision(nc, names, { ...defaultProvisionConfig, replicas: 3 }, logger);
-
-  // The register bucket's leader steps down every 750 ms while the workers run: a write a former
-  // leader drops has no reply to say so, so each one must be acked, not vouched for by a fence.
-  // (Every 300 ms, a loaded run spent its time waiting for a leader.)
-  const registerStream = `${kvStreamPrefix}${names.buckets.toggleRegisters}`;
-  let stepDowns = 0;
-  const stepper = setInterval(() => {
-    nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${registerStream}`, '', { timeout: 2_000 }).then(
-      (reply) => void (reply.json<{ success?: boolean }>().success && stepDowns++),
-      () => undefined,
-    );
-  }, 750);
-  t.after(() => clearInterval(stepper));
 
   const events = generateEvents(8_000);
   // Journals this small move to the bucket every few commits, and a second worker, with
@@ -48,9 +35,6 @@ test('cluster - derivations on a 3-node cluster with 3 replicas: registers moved
   };
   await run(events.slice(0, 4_000));
   await run(events.slice(4_000));
-  clearInterval(stepper);
-  assert.ok(stepDowns >= 1, `the bucket's leader changed ${stepDowns} times`);
-  t.diagnostic(`the bucket's leader changed ${stepDowns} times while the workers ran`);
 
   const derived = await readDerived(nc, names);
   const expected = replay(events);
