@@ -1,14 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { figuresBySecond, percentile } from './latency.ts';
-
-test('percentile - nearest rank', () => {
-  const values = Array.from({ length: 100 }, (_, i) => i + 1);
-  assert.equal(percentile(values, 50), 50);
-  assert.equal(percentile(values, 99), 99);
-  assert.equal(percentile([7], 99), 7);
-  assert.ok(Number.isNaN(percentile([], 50)));
-});
+import { figuresBySecond } from './latency.ts';
 
 test('figuresBySecond - probes grouped by the second they were sent in; a second without probes reads n/a', () => {
   const start = 1_000_000;
