@@ -27,8 +27,8 @@ export const defaultRegisterMemory = Object.freeze({ journalBytes: 96 * 1024 * 1
  * Evicted by CLOCK (second chance), an approximation of least-recently-used: a use sets the slot's
  * bit, and a full cache evicts at the first slot its hand finds without one, clearing the bits it
  * passes. A use is a map read and a byte store. An exact LRU (a Map re-inserted on every use) cost
- * ~1.4–2.0 µs per use and write at 600,000 registers, CLOCK ~0.7, with 0.4–1.1% more misses
- * (random uses of 700,000 to 3M keys, skewed).
+ * 1.4–2.0 µs per use and write at 600,000 registers over 700,000 keys (skewed random uses), CLOCK
+ * ~0.7; over 3M keys 2.2–2.3 against 1.5–1.6. CLOCK missed 0.4–1.1% more often.
  */
 export class WrittenRegisters {
   readonly capacity: number;
