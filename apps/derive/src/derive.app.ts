@@ -17,12 +17,16 @@ export interface DeriveAppOptions {
 
 export async function runDerive({ config, logger, signal, onStats }: DeriveAppOptions): Promise<void> {
   const names = namesFor(config.namespace);
-  const nc = await connectNats({ servers: config.natsUrl, name: `segment-derive-${config.replicaIndex}` });
-  // Register journals are moved to their buckets over a connection of their own: see KvRegisterStoreOptions.moves.
-  const registerConnection = await connectNats({ servers: config.natsUrl, name: `segment-derive-${config.replicaIndex}-registers` }).catch(async (error: unknown) => {
-    await nc.close();
-    throw error;
-  });
+  // Journal moves and register reads each go over a connection of their own: see RegisterConnections.
+  const settled = await Promise.allSettled(['', '-moves', '-reads'].map((purpose) => connectNats({ servers: config.natsUrl, name: `segment-derive-${config.replicaIndex}${purpose}` })));
+  const connections = settled.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  const failed = settled.find((result) => result.status === 'rejected');
+  if (failed) {
+    await Promise.all(connections.map((connection) => connection.close()));
+    throw failed.reason;
+  }
+  type Connection = (typeof connections)[number];
+  const [nc, moves, reads] = connections as [Connection, Connection, Connection];
   try {
     const pipeline = await startPipeline({
       nc,
@@ -32,7 +36,7 @@ export async function runDerive({ config, logger, signal, onStats }: DeriveAppOp
       replica: { index: config.replicaIndex, count: config.replicaCount },
       commit: { maxDelayMs: config.commitIntervalMs },
       registerMemory: { journalBytes: config.registerJournalBytes, cacheEntries: config.registerCacheEntries },
-      registerConnection,
+      registerConnections: { moves, reads },
     });
     logger.info({ namespace: config.namespace, replica: config.replicaIndex, of: config.replicaCount, derivations: derivations.map((d) => d.name) }, 'deriving');
     const statsTimer = onStats ? setInterval(() => onStats(pipeline.worker!.stats), 2000) : undefined;
@@ -41,6 +45,6 @@ export async function runDerive({ config, logger, signal, onStats }: DeriveAppOp
     logger.info('draining');
     await pipeline.stop();
   } finally {
-    await Promise.all([nc, registerConnection].map((connection) => connection.drain().catch(() => connection.close())));
+    await Promise.all(connections.map((connection) => connection.drain().catch(() => connection.close())));
   }
 }

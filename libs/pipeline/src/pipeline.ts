@@ -1,5 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { createDeriveRuntime, defaultProvisionConfig, provision, type Names, type ProvisionConfig, type RegisterMemory } from '@segment/nats';
+import { createDeriveRuntime, defaultProvisionConfig, provision, type Names, type ProvisionConfig, type RegisterConnections, type RegisterMemory } from '@segment/nats';
 import { analyzeStaleTables, migrate, type SegmentDatabase } from '@segment/postgres';
 import type { CommitPolicy, DeriveWorker, Projector } from '@segment/runtime';
 import { membershipsDerivation, profilesDerivation, togglesDerivation, type Derivation } from '@segment/segment';
@@ -20,8 +20,8 @@ export interface PipelineOptions {
   commit?: Partial<CommitPolicy>;
   /** What the derivation worker keeps of registers, for all its partitions together (defaults: `defaultRegisterMemory`). */
   registerMemory?: RegisterMemory;
-  /** A second connection, over which the derivation worker writes register journals to their buckets. */
-  registerConnection?: NatsConnection;
+  /** Connections of their own for the derivation worker's register moves and reads (default: its own). */
+  registerConnections?: RegisterConnections;
 }
 
 export interface RunningPipeline {
@@ -55,7 +55,7 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
       replica: options.replica,
       commit: options.commit,
       registerMemory: options.registerMemory,
-      registerConnection: options.registerConnection,
+      registerConnections: options.registerConnections,
     }));
     await worker.start();
   }

@@ -19,8 +19,20 @@ export interface DeriveRuntimeOptions {
   commit?: Partial<CommitPolicy>;
   batch?: { min: number; max: number };
   registerMemory?: RegisterMemory;
-  /** A second connection for writing register journals to their buckets (default: the worker's own). */
-  registerConnection?: NatsConnection;
+  /** Connections of their own for register moves and reads (default: the worker's own). */
+  registerConnections?: RegisterConnections;
+}
+
+/**
+ * nats-server handles a connection's messages one after another, and both a slice of a journal's
+ * move (rewrites in a bucket of millions of keys) and direct gets of registers in old blocks (each
+ * loads its block, 4 MiB in a bucket) have held a connection's reading for seconds: on
+ * connections of their own, the worker's derived documents, journal appends and acks do not wait
+ * behind them.
+ */
+export interface RegisterConnections {
+  moves: NatsConnection;
+  reads: NatsConnection;
 }
 
 /** Per stateful derivation, for all the worker's partitions together: journal bytes before the largest journal moves to KV, and written-back registers kept in memory (defaults: `defaultRegisterMemory`). */
@@ -52,14 +64,16 @@ export async function createDeriveRuntime(nc: NatsConnection, options: DeriveRun
   const jsm = await jetstreamManager(nc);
   const kvm = new Kvm(nc);
   const publisher = new PipelinedPublisher(nc);
-  const moves = options.registerConnection ? { nc: options.registerConnection, publisher: new PipelinedPublisher(options.registerConnection) } : undefined;
+  const connections = options.registerConnections;
+  const moves = connections && { nc: connections.moves, publisher: new PipelinedPublisher(connections.moves) };
+  const reads = connections && new PipelinedPublisher(connections.reads);
   const checkpoints = new KvCheckpointStore(await kvm.open(names.buckets.checkpoints), 'derive');
   const registerStores = new Map<string, KvRegisterStore>();
   const writtenRegisters = new Map<string, WrittenRegisters>();
   for (const derivation of derivations.filter((d) => d.register)) {
     const bucket = bucketOf(names, derivation);
     const journal = { stream: names.registerJournal.stream, subject: (partition: string) => names.registerJournal.subject(bucket, partition) };
-    registerStores.set(derivation.name, new KvRegisterStore({ nc, kv: await kvm.open(bucket), bucket, publisher, moves, logger, journal, journalBytes: options.registerMemory?.journalBytes }));
+    registerStores.set(derivation.name, new KvRegisterStore({ nc, kv: await kvm.open(bucket), bucket, publisher, moves, reads, logger, journal, journalBytes: options.registerMemory?.journalBytes }));
     writtenRegisters.set(derivation.name, new WrittenRegisters(options.registerMemory?.cacheEntries ?? defaultRegisterMemory.cacheEntries));
   }
   const output = new StreamOutputSink(names, publisher);
@@ -96,7 +110,7 @@ export async function createDeriveRuntime(nc: NatsConnection, options: DeriveRun
     async close() {
       await Promise.all([...registerStores.values()].map((store) => store.settle()));
       for (const [derivation, store] of registerStores) logger.info({ derivation, ...store.stats }, 'register store');
-      await Promise.all([publisher.close(), moves?.publisher.close()]);
+      await Promise.all([publisher.close(), moves?.publisher.close(), reads?.close()]);
     },
   };
 }

@@ -1,4 +1,4 @@
-export { createDeriveRuntime, type DeriveRuntimeOptions, type RegisterMemory } from './derive-runtime.ts';
+export { createDeriveRuntime, type DeriveRuntimeOptions, type RegisterConnections, type RegisterMemory } from './derive-runtime.ts';
 export { KvRegisterStore } from './kv-register-store.ts';
 export { KvCheckpointStore } from './kv-checkpoint-store.ts';
 export { StreamOutputSink, StreamDeadLetterSink, toNdjson, maxOutputBytes, parseNdjson, decodeDerivedMessage } from './stream-output-sink.ts';

@@ -38,7 +38,8 @@ async function fixture(journalBytes?: number) {
   const bucket = names.buckets.toggleRegisters;
   const kv = await new Kvm(nc).open(bucket);
   const journal = { stream: names.registerJournal.stream, subject: (partition: string) => names.registerJournal.subject(bucket, partition) };
-  const open = (moves?: { nc: NatsConnection; publisher: PipelinedPublisher }) => new KvRegisterStore({ nc, kv, bucket, publisher, moves, logger: pino({ level: 'silent' }), journal, journalBytes });
+  const open = (connections: { moves?: { nc: NatsConnection; publisher: PipelinedPublisher }; reads?: PipelinedPublisher } = {}) =>
+    new KvRegisterStore({ nc, kv, bucket, publisher, ...connections, logger: pino({ level: 'silent' }), journal, journalBytes });
   const journalMessages = async (partition: string) => {
     const info = await (await jetstreamManager(nc)).streams.info(journal.stream, { subjects_filter: journal.subject(partition) });
     return info.state.subjects?.[journal.subject(partition)] ?? 0;
@@ -131,7 +132,7 @@ test('register store - given a connection for moves, a journal moves to the buck
   const movesConnection = await connect({ servers: url });
   const movesPublisher = new PipelinedPublisher(movesConnection);
   try {
-    const store = open({ nc: movesConnection, publisher: movesPublisher });
+    const store = open({ moves: { nc: movesConnection, publisher: movesPublisher } });
     const keys = Array.from({ length: 50 }, (_, i) => [2, 'boats', `user-${i}`]);
     await store.save(keys.map((key, i) => ({ key, json: json(i, 100 + i) })));
     await store.settle();
@@ -141,6 +142,25 @@ test('register store - given a connection for moves, a journal moves to the buck
   } finally {
     await movesPublisher.close();
     await movesConnection.close();
+  }
+});
+
+test('register store - given a connection for reads, registers are read from the bucket over it', async () => {
+  const { open, kv } = await fixture();
+  const readsConnection = await connect({ servers: url });
+  const reads = new PipelinedPublisher(readsConnection);
+  try {
+    const keys = Array.from({ length: 10 }, (_, i) => [1, 'boats', `user-${i}`]);
+    for (const [i, key] of keys.entries()) await kv.put(encodeKey(key), json(i, 100 + i));
+    const store = open({ reads });
+    const loaded = await store.load(keys);
+    assert.equal(loaded.size, 10);
+    assert.deepEqual(loaded.get(keyId(keys[9]!)), json(9, 109));
+    assert.equal(store.stats.bucketReads, 10);
+    assert.equal(readsConnection.stats().outMsgs, 10, 'a direct get per register, over the reads connection');
+  } finally {
+    await reads.close();
+    await readsConnection.close();
   }
 });
 

@@ -40,6 +40,8 @@ export interface KvRegisterStoreOptions {
    * worker's derived documents and commits do not wait behind them.
    */
   moves?: { nc: NatsConnection; publisher: PipelinedPublisher };
+  /** The publisher whose connection reads registers from the bucket (default `publisher`), for the same reason as `moves`. */
+  reads?: PipelinedPublisher;
   logger: Logger;
   /** The journal stream, and the subject of one partition's journal of this bucket. */
   journal: { stream: string; subject(partition: string): string };
@@ -118,6 +120,7 @@ export class KvRegisterStore implements RegisterStore {
   #isReplicated: Promise<boolean> | undefined;
   readonly #publisher: PipelinedPublisher;
   readonly #moves: { nc: NatsConnection; publisher: PipelinedPublisher };
+  readonly #reads: PipelinedPublisher;
   readonly #logger: Logger;
   readonly #journal: KvRegisterStoreOptions['journal'];
   readonly #journalBytes: number;
@@ -141,6 +144,7 @@ export class KvRegisterStore implements RegisterStore {
     this.#publisher = options.publisher;
     const moves = options.moves ?? { nc: options.nc, publisher: options.publisher };
     this.#moves = moves;
+    this.#reads = options.reads ?? options.publisher;
     this.#logger = options.logger;
     this.#journal = options.journal;
     this.#journalBytes = options.journalBytes ?? defaultRegisterMemory.journalBytes;
@@ -300,7 +304,7 @@ export class KvRegisterStore implements RegisterStore {
     if (await this.#replicated()) return this.#readRegisterFromLeader(encoded);
     // Direct gets through the publisher's window and inbox: `kv.get` made a timer and two errors
     // (stack traces) per call, ~40 µs of the worker's CPU a read at 10M events.
-    const reply = await this.#publisher.request(this.#directGet + encoded);
+    const reply = await this.#reads.request(this.#directGet + encoded);
     const status = reply.headers?.code ?? 0;
     if (status === 404) return undefined;
     if (status !== 0 && status !== 200) throw new Error(`reading register ${encoded} from bucket ${this.#bucket} failed: ${status} ${reply.headers?.description ?? ''}`);
@@ -326,7 +330,7 @@ export class KvRegisterStore implements RegisterStore {
 
   /** Through the publisher, like the direct gets: `jsm.streams.getMessage` goes through `nc.request`, a timer per call, like the `kv.get` measured above. */
   async #readRegisterFromLeader(encoded: string): Promise<string | undefined> {
-    const reply = await this.#publisher.request(this.#leaderGet, JSON.stringify({ last_by_subj: this.#keySubject + encoded }));
+    const reply = await this.#reads.request(this.#leaderGet, JSON.stringify({ last_by_subj: this.#keySubject + encoded }));
     const answer = JSON.parse(decoder.decode(reply.data)) as { message?: { data?: string }; error?: { code: number; description?: string } };
     if (answer.error?.code === 404) return undefined;
     if (answer.error) throw new Error(`reading register ${encoded} from bucket ${this.#bucket} failed: ${answer.error.code} ${answer.error.description ?? ''}`);
