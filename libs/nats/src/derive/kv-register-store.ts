@@ -268,8 +268,11 @@ export class KvRegisterStore implements RegisterStore {
     const fenced = !(await this.#replicated());
     const acked: Promise<unknown>[] = [];
     try {
+      // Where the last slice's acks begin: the slices before it were awaited already.
+      let sliceAcked = 0;
       for (let i = 0; i < moved.length; i += moveSliceSize) {
-        if (i > 0) await (fenced ? publisher.publish(this.#keySubject + fenceKey, '') : Promise.all(acked));
+        if (i > 0) await (fenced ? publisher.publish(this.#keySubject + fenceKey, '') : Promise.all(acked.slice(sliceAcked)));
+        sliceAcked = acked.length;
         for (const [encoded, body] of moved.slice(i, i + moveSliceSize)) {
           const subject = this.#keySubject + encoded;
           if (!fenced || body.length > unackedMaxBytes) acked.push(publisher.publish(subject, body));
