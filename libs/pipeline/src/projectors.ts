@@ -1,4 +1,4 @@
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { collections } from '@segment/model';
 import { decodeDerivedMessage, openDurableSource, type Names } from '@segment/nats';
@@ -17,7 +17,6 @@ const projectorPrefetch = { prefetchMessages: 64, maxAckPending: 64 };
 
 /** The projectors of every projected collection, each consuming its derived stream into its table (built, not started). */
 export async function createProjectors(nc: NatsConnection, database: SegmentDatabase, names: Names, logger: Logger): Promise<Projector[]> {
-  const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
   return (Object.keys(projections) as ProjectedCollection[]).map((collection) => {
     const projection = projections[collection] as Projection<unknown>;
@@ -29,7 +28,7 @@ export async function createProjectors(nc: NatsConnection, database: SegmentData
       key: collections[projection.collection as keyof typeof collections].key,
       store: new PostgresProjectionStore(database, projection, name),
       decode: decodeDerivedMessage,
-      open: (startSeq) => openDurableSource(js, jsm, { stream: stream.stream, name, filter: stream.subjects, startSeq, ...projectorPrefetch, logger }),
+      open: (startSeq) => openDurableSource(nc, jsm, { stream: stream.stream, name, filter: stream.subjects, startSeq, ...projectorPrefetch, headers: true, logger }),
       logger: logger.child({ projector: name }),
     });
   });

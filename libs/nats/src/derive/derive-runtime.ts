@@ -1,4 +1,4 @@
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DeriveWorker, PartitionProcessor, WrittenRegisters, defaultRegisterMemory, type CommitPolicy } from '@segment/runtime';
@@ -60,7 +60,6 @@ function bucketOf(names: Names, derivation: Derivation): string {
  */
 export async function createDeriveRuntime(nc: NatsConnection, options: DeriveRuntimeOptions): Promise<{ worker: DeriveWorker; close(): Promise<void> }> {
   const { names, derivations, logger } = options;
-  const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
   const kvm = new Kvm(nc);
   const publisher = new PipelinedPublisher(nc);
@@ -79,7 +78,7 @@ export async function createDeriveRuntime(nc: NatsConnection, options: DeriveRun
   const output = new StreamOutputSink(names, publisher);
   const deadLetters = new StreamDeadLetterSink(names, publisher);
   const replica = options.replica ?? { index: 0, count: 1 };
-  const directory = new StreamPartitions(js, jsm, {
+  const directory = new StreamPartitions(nc, jsm, {
     stream: names.events.stream,
     subjectOf: names.events.subject,
     partitionOf: names.events.vendorOf,

@@ -34,7 +34,7 @@ test('durable source - large messages are asked for a few at a time, held unacke
   for (let i = 0; i < 40; i++) await js.publish(subject, body);
 
   // When a source asks ahead for 6, may hold 6 unacked, and its reader stops for a while
-  const source = await openDurableSource(js, jsm, { stream, name: 'reader', filter: subject, startSeq: 1, prefetchMessages: 6, maxAckPending: 6, logger: pino({ level: 'silent' }) });
+  const source = await openDurableSource(nc, jsm, { stream, name: 'reader', filter: subject, startSeq: 1, prefetchMessages: 6, maxAckPending: 6, logger: pino({ level: 'silent' }) });
   try {
     await sleep(300);
     const held = await jsm.consumers.info(stream, 'reader');
@@ -63,4 +63,13 @@ test('delivered message - the stream and delivery sequences are read from either
   const withDomain = delivered('$JS.ACK.hub.ACCHASH.SEGMENT_EVENTS.derive_replica_0.2.9007199254740991.5.1733497200000000000.0.r4nd0m');
   assert.deepEqual([withDomain.seq, withDomain.delivery], [Number.MAX_SAFE_INTEGER, 5]);
   assert.throws(() => delivered('_INBOX.abc.def'), /not a JetStream delivery/);
+});
+
+test('delivered message - keeps the ack subject, and the headers only when asked to', () => {
+  const reply = '$JS.ACK.SEGMENT_MEMBERSHIPS.project_memberships.1.12.12.1733497200000000000.0';
+  const headers = { get: (name: string) => (name === 'Segment-Source-Range' ? '1-9' : '') };
+  const jsMsg = { reply, subject: 'segment.memberships.7', data: new Uint8Array(0), headers } as unknown as JsMsg;
+  assert.equal(new DeliveredMessage(jsMsg).reply, reply);
+  assert.equal(new DeliveredMessage(jsMsg).headers, undefined);
+  assert.equal(new DeliveredMessage(jsMsg, true).headers?.get('Segment-Source-Range'), '1-9');
 });
