@@ -35,9 +35,6 @@ export interface PartitionFeedOptions {
 export class PartitionFeed {
   readonly #options: PartitionFeedOptions;
   readonly #queues = new Map<number, PartitionQueue>();
-  /** Delivered messages not yet committed, in stream order: [seq, its queue]. */
-  #uncommitted: { seq: number; queue: PartitionQueue }[] = [];
-  #head = 0;
   /** The last stream sequence delivered to the feed. */
   #deliveredThrough = 0;
   #acked = 0;
@@ -51,7 +48,12 @@ export class PartitionFeed {
 
   /** Every message at or below it was committed by its partition (or belongs to none of this feed's). */
   get floor(): number {
-    return this.#head < this.#uncommitted.length ? this.#uncommitted[this.#head]!.seq - 1 : this.#deliveredThrough;
+    let floor = this.#deliveredThrough;
+    for (const queue of this.#queues.values()) {
+      const oldest = queue.oldestUncommitted;
+      if (oldest !== undefined && oldest <= floor) floor = oldest - 1;
+    }
+    return floor;
   }
 
   /** The queue of a partition, created (committed through `committed`) if new. */
@@ -113,7 +115,6 @@ export class PartitionFeed {
       // Below the partition's checkpoint: a replay from a start that served another partition.
       if (message.seq <= queue.committed) continue;
       queue.push(message);
-      this.#uncommitted.push({ seq: message.seq, queue });
     }
   }
 
@@ -124,12 +125,8 @@ export class PartitionFeed {
    * what arrived between them).
    */
   #advance(): void {
-    while (this.#head < this.#uncommitted.length && this.#uncommitted[this.#head]!.seq <= this.#uncommitted[this.#head]!.queue.committed) this.#head++;
-    if (this.#head > 4096 && this.#head * 2 > this.#uncommitted.length) {
-      this.#uncommitted = this.#uncommitted.slice(this.#head);
-      this.#head = 0;
-    }
-    const waiting = this.#uncommitted.length - this.#head;
+    let waiting = 0;
+    for (const queue of this.#queues.values()) waiting += queue.uncommittedCount;
     if (waiting >= this.#options.maxUnacked / 2) for (const queue of this.#queues.values()) queue.requestCommit();
     const floor = this.floor;
     if (floor > this.#acked && this.#source) {
@@ -148,6 +145,13 @@ export class PartitionFeed {
 export class PartitionQueue {
   readonly #feed: PartitionFeed;
   readonly #messages = new Arrivals<SourceMessage>();
+  /**
+   * The sequences delivered to the partition and not yet committed, in order, from `#head` on:
+   * numbers in one array rather than an object per message, which lived for seconds under load and
+   * so survived the worker's young-generation collections.
+   */
+  #uncommitted: number[] = [];
+  #head = 0;
   /** The partition committed everything at or below it. */
   committed: number;
   /** The feed's window is half full of messages waiting for commits. */
@@ -160,6 +164,15 @@ export class PartitionQueue {
 
   push(message: SourceMessage): void {
     this.#messages.push(message);
+    this.#uncommitted.push(message.seq);
+  }
+
+  get oldestUncommitted(): number | undefined {
+    return this.#uncommitted[this.#head];
+  }
+
+  get uncommittedCount(): number {
+    return this.#uncommitted.length - this.#head;
   }
 
   requestCommit(): void {
@@ -177,6 +190,11 @@ export class PartitionQueue {
     this.commitRequested = false;
     if (seq <= this.committed) return;
     this.committed = seq;
+    while (this.#head < this.#uncommitted.length && this.#uncommitted[this.#head]! <= seq) this.#head++;
+    if (this.#head > 4096 && this.#head * 2 > this.#uncommitted.length) {
+      this.#uncommitted = this.#uncommitted.slice(this.#head);
+      this.#head = 0;
+    }
     this.#feed.committed();
   }
 }

@@ -18,6 +18,14 @@ export function parseNdjson(data: Uint8Array): unknown[] {
   return text.length === 0 ? [] : text.split('\n').map((line) => JSON.parse(line));
 }
 
+/** A collection's documents of a transaction, as the message that carries them. */
+interface EncodedOutput {
+  derived: DerivedCollection;
+  subject: string;
+  body: Buffer;
+  count: number;
+}
+
 /** Publishes a transaction's combined documents to the derived collection's stream, with provenance headers. */
 export class StreamOutputSink implements OutputSink {
   readonly #names: Names;
@@ -30,10 +38,18 @@ export class StreamOutputSink implements OutputSink {
     this.#sourceStream = names.events.stream;
   }
 
-  async publish(outputs: readonly Output[], provenance: Provenance): Promise<void> {
-    const range = `${provenance.firstSeq}-${provenance.lastSeq}`;
-    // Encode everything first: a transaction that cannot fit publishes nothing and is split.
-    const messages = outputs.map(({ collection, documents }) => {
+  publish(outputs: readonly Output[], provenance: Provenance): Promise<void> {
+    // Not async: everything is encoded before the wait for acks, so no suspended frame keeps the
+    // documents meanwhile; and a transaction that cannot fit publishes nothing and is split.
+    try {
+      return this.#send(this.#encode(outputs, provenance), provenance);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #encode(outputs: readonly Output[], provenance: Provenance): EncodedOutput[] {
+    return outputs.map(({ collection, documents }) => {
       const derived = collection.replace(/^segment\//, '') as DerivedCollection;
       const target = this.#names.derived[derived];
       if (!target) throw new Error(`no stream for collection ${collection}`);
@@ -41,6 +57,10 @@ export class StreamOutputSink implements OutputSink {
       if (body.length > maxOutputBytes) throw new OutputTooLargeError(`${collection}: ${body.length} bytes for ${documents.length} documents`);
       return { derived, subject: target.subject(provenance.partition), body, count: documents.length };
     });
+  }
+
+  async #send(messages: readonly EncodedOutput[], provenance: Provenance): Promise<void> {
+    const range = `${provenance.firstSeq}-${provenance.lastSeq}`;
     await Promise.all(
       messages.map(({ derived, subject, body, count }) =>
         this.#publisher.publish(subject, body, {
