@@ -23,7 +23,8 @@ export interface PipelineProgress {
 /** Where every stage stands: derivations per vendor partition, projectors per derived stream. */
 export async function pipelineProgress(nc: NatsConnection, database: SegmentDatabase, names: Names): Promise<PipelineProgress> {
   const jsm = await managerForReads(nc);
-  const [derive, deriveLag] = await Promise.all([deriveProgress(nc, names), derivePendingEvents(nc, names)]);
+  const derive = await deriveProgress(nc, names);
+  const deriveLag = await derivePendingEvents(nc, names, derive);
   const leases = await database.db.selectFrom('segment_projector_leases').select(['projector', 'stream_seq']).execute();
   const projectors = await Promise.all(
     (Object.keys(projections) as ProjectedCollection[]).map(async (collection) => {

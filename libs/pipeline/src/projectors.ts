@@ -7,7 +7,7 @@ import { Projector } from '@segment/runtime';
 import type { Logger } from '@segment/telemetry';
 
 /**
- * What a projector asks ahead for, and may hold unacked: two transactions of 32 derived messages
+ * What a projector pulls ahead, and may hold uncommitted: two transactions of 32 derived messages
  * (up to 1 MB each), so the next transaction's messages arrive during a commit.
  * The server lets 64 MiB wait for a connection before it drops messages as a slow consumer's, and
  * the projectors of a process share one: with 8,000 it did so in a 10M-event bench (the projector

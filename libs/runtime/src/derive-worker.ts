@@ -31,8 +31,8 @@ export interface DeriveWorkerOptions {
   /** How long a fetch waits for messages when the partition is idle. */
   idleFetchMs?: number;
   /**
-   * Messages delivered and not yet committed, all partitions together: the consumer's
-   * max_ack_pending, and so what the worker holds of the source in memory. Partitions commit when
+   * Messages delivered and not yet committed, all partitions together: the window the source's
+   * pulls keep to, and so what the worker holds of the source in memory. Partitions commit when
    * half of it waits for them (or when due by the commit policy). Default 64,000: about what ten
    * vendors' consumers of 8,000 held before, bounded now however many vendors a worker owns.
    */

@@ -17,7 +17,7 @@ export interface PartitionFeedOptions {
   partitionOf(subject: string): number | undefined;
   /** A partition's first message arrived: its queue exists, and its loop should start. */
   onPartition(partition: number): void;
-  /** Messages delivered and not yet committed, for all partitions together (the consumer's max_ack_pending). */
+  /** Messages delivered and not yet committed, for all partitions together (the source's window). */
   maxUnacked: number;
   logger: Logger;
 }
@@ -26,7 +26,7 @@ export interface PartitionFeedOptions {
  * One consumer's messages split into a queue per partition. One consumer for the whole worker
  * instead of one per vendor: nats-server 2.9 scans every message of the stream for each filtered
  * consumer, so delivery cost it 3.0 µs a message with one consumer, 4.5–5.7 with ten filtered ones
- * and 12 with fifty (2M messages). Its max_ack_pending bounds the messages the worker holds,
+ * and 12 with fifty (2M messages). Its window bounds the messages the worker holds,
  * however many vendors it owns.
  *
  * A message may be acked once its partition committed it, and so may everything below it: the ack

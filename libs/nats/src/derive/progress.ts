@@ -37,14 +37,18 @@ export function caughtUp(progress: readonly PartitionProgress[]): boolean {
 }
 
 /**
- * Events the slowest derive replica has yet to commit: its consumer's undelivered plus unacked
- * messages (each replica reads the whole stream and keeps its own vendors' events).
+ * Events the slowest derive replica has yet to commit, about: its consumer's undelivered messages,
+ * plus the stream's messages from the oldest uncommitted checkpoint through the last delivered
+ * (delivered messages are not acked to the server: the checkpoints say what is done).
  */
-export async function derivePendingEvents(nc: NatsConnection, names: Names): Promise<number> {
+export async function derivePendingEvents(nc: NatsConnection, names: Names, progress: readonly PartitionProgress[]): Promise<number> {
   const jsm = await managerForReads(nc);
+  const behind = progress.filter((p) => p.committed < p.lastSeq).map((p) => p.committed);
+  const floor = behind.length > 0 ? Math.min(...behind) : Number.POSITIVE_INFINITY;
   let pending = 0;
   for await (const consumer of jsm.consumers.list(names.events.stream)) {
-    if (consumer.name.startsWith(names.consumers.derivePrefix)) pending = Math.max(pending, consumer.num_pending + consumer.num_ack_pending);
+    if (!consumer.name.startsWith(names.consumers.derivePrefix)) continue;
+    pending = Math.max(pending, consumer.num_pending + Math.max(0, consumer.delivered.stream_seq - floor));
   }
   return pending;
 }

@@ -1,5 +1,5 @@
-import { AckPolicy, DeliverPolicy, jetstream, type MsgRequest, type NextMsgRequest, type Consumer, type ConsumerMessages, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
-import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import { AckPolicy, DeliverPolicy, type MsgRequest, type NextMsgRequest, type JetStreamManager } from '@nats-io/jetstream';
+import { createInbox, type Msg, type NatsConnection, type Status, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from '@segment/telemetry';
 import { Arrivals, type MessageSource, type PartitionDirectory, type SourceMessage } from '@segment/runtime';
 
@@ -10,14 +10,12 @@ export interface StreamPartitionsOptions {
   partitionOf(subject: string): number | undefined;
   /** The durable consumer's name (one per replica). */
   consumer: string;
-  /** Longer than a commit interval plus a transaction, or the server redelivers needlessly. */
-  ackWaitMs?: number;
   logger: Logger;
 }
 
 /**
  * A stream whose subjects are partitions (one per vendor), consumed by one durable pull consumer
- * over all of them with ack policy "all": acking a message acks everything delivered before it.
+ * over all of them, pulled at the worker's pace (`openDurableSource`).
  */
 export class StreamPartitions implements PartitionDirectory {
   readonly #nc: NatsConnection;
@@ -56,7 +54,6 @@ export class StreamPartitions implements PartitionDirectory {
       name: this.#options.consumer,
       startSeq,
       maxAckPending: maxUnacked,
-      ackWaitMs: this.#options.ackWaitMs,
       logger: this.#options.logger,
     });
   }
@@ -68,25 +65,27 @@ export interface DurableSourceOptions {
   /** Only the stream's messages on these subjects; by default all. */
   filter?: string;
   startSeq: number;
-  /** Messages delivered and not yet acked, at most; default 8,000. */
+  /** Messages delivered and not yet acked by the reader, at most; default 8,000. */
   maxAckPending?: number;
-  ackWaitMs?: number;
   /**
-   * Messages asked for ahead of the transaction in progress; default 8,000. Fewer for streams of
-   * large messages: the server drops a connection's messages once 64 MiB wait for it to read them
-   * ("slow consumer"). (Asking by bytes instead stalls in nats.js 3 when the next message does not
-   * fit what is left of a request: it waits for two missed heartbeats.)
+   * Messages asked for in one pull; default 8,000. Fewer for streams of large messages: the server
+   * drops a connection's messages once 64 MiB wait for it to read them ("slow consumer").
    */
   prefetchMessages?: number;
   /** Keep each message's headers (derived messages carry their provenance there); events' are never read. */
   headers?: boolean;
+  /** How long a pull waits at the server for messages (an idle source renews it this often); default 5 s. */
+  pullExpiresMs?: number;
   logger: Logger;
 }
 
 /**
- * (Re)creates a durable pull consumer (ack policy "all") delivering from `startSeq`, and consumes it.
- * The caller's checkpoint, not the consumer's ack floor, says where to resume: messages delivered
- * but never committed come back at once instead of after the ack timeout.
+ * (Re)creates a durable pull consumer delivering from `startSeq`, and pulls from it at the reader's
+ * pace. The caller's checkpoint, not the consumer, says where to resume, so the consumer has ack
+ * policy "none": acks would only pace deliveries, and the server kept every delivered, unacked
+ * message in the consumer's state and encoded them all whenever it saved it (10% of nats-server's
+ * CPU in a 1M-event bench, with ack policy "all" and 64,000 unacked). The reader's acks pace the
+ * pulls instead, here.
  */
 export async function openDurableSource(nc: NatsConnection, jsm: JetStreamManager, options: DurableSourceOptions): Promise<MessageSource> {
   const { stream, name, filter, startSeq, logger } = options;
@@ -94,10 +93,7 @@ export async function openDurableSource(nc: NatsConnection, jsm: JetStreamManage
   const info = await jsm.consumers.add(stream, {
     durable_name: name,
     ...(filter ? { filter_subject: filter } : {}),
-    ack_policy: AckPolicy.All,
-    ack_wait: nanos(options.ackWaitMs ?? 30_000),
-    max_ack_pending: options.maxAckPending ?? 8_000,
-    max_deliver: -1,
+    ack_policy: AckPolicy.None,
     ...(startSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq } : { deliver_policy: DeliverPolicy.All }),
   });
   // nats-server 2.9 silently drops settings it does not know: check that the filter really took.
@@ -105,89 +101,165 @@ export async function openDurableSource(nc: NatsConnection, jsm: JetStreamManage
     throw new Error(`consumer ${name} on ${stream} was created with filter ${JSON.stringify(info.config.filter_subject)} instead of ${filter}`);
   }
   logger.debug({ stream, consumer: name, startSeq }, 'consumer opened');
-  const consumer = await jetstream(nc).consumers.get(stream, name);
-  return ConsumerSource.open(nc, consumer, { name, delivered: info.delivered.consumer_seq, prefetchMessages: options.prefetchMessages ?? defaultPrefetchMessages, headers: options.headers ?? false });
+  return new PulledSource(nc, {
+    stream,
+    consumer: name,
+    delivered: info.delivered.consumer_seq,
+    window: options.maxAckPending ?? defaultWindow,
+    pullSize: options.prefetchMessages ?? defaultPullSize,
+    headers: options.headers ?? false,
+    pullExpiresMs: options.pullExpiresMs ?? 5_000,
+  });
 }
 
 /**
  * The consumer's deliveries stopped being consecutive: messages were lost on the way (a reconnect
  * drops what was in flight, while the server counts it delivered), or the server forgot deliveries
  * (a restart rolled its consumer state back). The source must be reopened from the last processed
- * sequence; carrying on would skip the lost messages for good, since acking a later one acks them.
+ * sequence: the server will not deliver the lost messages again.
  */
 export class DeliveryGapError extends Error {
   readonly code = 'SEGMENT_DELIVERY_GAP';
-  constructor(consumer: string, expected: number, got: DeliveredMessage) {
-    super(
-      got.delivery > expected
-        ? `consumer ${consumer} skipped deliveries ${expected}..${got.delivery - 1} (lost in transit); next came stream sequence ${got.seq}`
-        : `consumer ${consumer} delivered ${got.delivery} (stream sequence ${got.seq}) where ${expected} was due (the server's consumer state went back)`,
-    );
+  constructor(consumer: string, detail: string) {
+    super(`consumer ${consumer} ${detail}`);
     this.name = 'DeliveryGapError';
   }
 }
 
-/** Messages asked for ahead of the transaction in progress: the next batch is what arrived meanwhile. */
-const defaultPrefetchMessages = 8_000;
-/** What an ack carries (a JsMsg's `ack()`). */
-const ackPayload = new TextEncoder().encode('+ACK');
+const defaultWindow = 8_000;
+const defaultPullSize = 8_000;
 
 /**
- * A message source over a standing pull (`consume`): messages stream in while the reader works on
- * the previous batch, so a batch is whatever has arrived — large under load, small and prompt when
- * traffic is light (a fixed-size fetch would wait out its expiry on a partial batch).
+ * A message source pulling one request at a time, for what the reader's window has room for:
+ * messages stream in while the reader works on the previous batch, so a batch is whatever has
+ * arrived — large under load, small and prompt when traffic is light (a pull waits at the server,
+ * and a message that arrives meanwhile is delivered at once).
  */
-class ConsumerSource implements MessageSource {
-  /** The connection acks go over (to a delivery's reply subject). */
+class PulledSource implements MessageSource {
   readonly #nc: NatsConnection;
-  readonly #messages: ConsumerMessages;
   readonly #consumer: string;
+  /** Where pulls go: JetStream's "next messages" API of the consumer. */
+  readonly #pullSubject: string;
+  readonly #inbox = createInbox();
+  readonly #subscription: Subscription;
+  readonly #window: number;
+  readonly #pullSize: number;
   readonly #headers: boolean;
   readonly #arrivals = new Arrivals<DeliveredMessage>();
-  /** Each returned batch's last message, to ack through: ack policy "all" acks everything below it. */
+  /** Each returned batch's last message: an ack through a sequence frees the window through its delivery. */
   #ackable: DeliveredMessage[] = [];
   /**
-   * The consumer sequence due next. Every delivery, a redelivery too, takes the next one, so a
-   * message lost in transit shows as a jump (nats.js checks this for ordered consumers only).
+   * The consumer sequence due next. Every delivery takes the next one, so a message lost in transit
+   * shows as a jump.
    */
   #nextDelivery: number;
-  /** Set at the first break in the deliveries; what arrived before it is still handed out. */
-  #gap: DeliveryGapError | undefined;
+  /** The reader acked every delivery through this one. */
+  #ackedDelivery: number;
+  /** The pull in flight: what it asked for, what came, and when the server last answered it. */
+  #pull: { asked: number; received: number; answeredAt: number } | undefined;
+  /** Set at the first failure; what arrived before it is still handed out. */
+  #failure: Error | undefined;
+  #closed = false;
+  readonly #pullExpiresMs: number;
+  /** Checks that the pull in flight is answered within twice its expiry: else the server lost it (a restart, a new consumer leader). */
+  readonly #watchdog: NodeJS.Timeout;
+  /** The connection's status events (nats.js's iterator, stopped at close). */
+  readonly #statuses: AsyncIterable<Status> & { stop?: () => void };
 
-  private constructor(nc: NatsConnection, messages: ConsumerMessages, consumer: string, delivered: number, headers: boolean) {
+  constructor(nc: NatsConnection, options: { stream: string; consumer: string; delivered: number; window: number; pullSize: number; headers: boolean; pullExpiresMs: number }) {
     this.#nc = nc;
-    this.#messages = messages;
-    this.#consumer = consumer;
-    this.#nextDelivery = delivered + 1;
-    this.#headers = headers;
-  }
-
-  static async open(nc: NatsConnection, consumer: Consumer, options: { name: string; delivered: number; prefetchMessages: number; headers: boolean }): Promise<ConsumerSource> {
-    let source: ConsumerSource | undefined;
-    const messages = await consumer.consume({
-      max_messages: options.prefetchMessages,
-      callback: (message) => source!.#receive(message),
+    this.#consumer = options.consumer;
+    this.#pullSubject = `$JS.API.CONSUMER.MSG.NEXT.${options.stream}.${options.consumer}`;
+    this.#nextDelivery = options.delivered + 1;
+    this.#ackedDelivery = options.delivered;
+    this.#window = options.window;
+    this.#pullSize = Math.min(options.pullSize, options.window);
+    this.#headers = options.headers;
+    this.#pullExpiresMs = options.pullExpiresMs;
+    this.#subscription = nc.subscribe(this.#inbox, {
+      callback: (error, message) => {
+        try {
+          if (error) throw error;
+          this.#receive(message);
+        } catch (failure) {
+          this.#fail(failure instanceof Error ? failure : new Error(String(failure)));
+        }
+      },
     });
-    source = new ConsumerSource(nc, messages, options.name, options.delivered, options.headers);
-    return source;
+    const lostAfterMs = 2 * this.#pullExpiresMs;
+    this.#watchdog = setInterval(() => {
+      if (this.#pull && Date.now() - this.#pull.answeredAt > lostAfterMs) this.#fail(new Error(`consumer ${this.#consumer}: a pull had no answer for ${lostAfterMs} ms`));
+    }, Math.min(1_000, this.#pullExpiresMs));
+    this.#watchdog.unref();
+    this.#statuses = nc.status();
+    void this.#watchConnection();
+    this.#pullMore();
   }
 
-  #receive(jsMsg: JsMsg): void {
-    if (this.#gap) return;
-    const message = new DeliveredMessage(jsMsg, this.#headers);
-    if (message.delivery !== this.#nextDelivery) {
-      this.#gap = new DeliveryGapError(this.#consumer, this.#nextDelivery, message);
-      this.#arrivals.wake();
-    } else {
-      this.#nextDelivery++;
-      this.#arrivals.push(message);
+  async #watchConnection(): Promise<void> {
+    for await (const status of this.#statuses) {
+      // What was in flight is lost with the connection, and the server may have lost the pull too.
+      if (status.type === 'disconnect' || status.type === 'reconnect') this.#fail(new DeliveryGapError(this.#consumer, `lost its connection (${status.type}): deliveries in flight may be lost`));
     }
   }
 
+  /** Pulls what the window has room for, when no pull is in flight and the room is worth a pull. */
+  #pullMore(): void {
+    if (this.#pull || this.#failure || this.#closed) return;
+    const room = this.#window - (this.#nextDelivery - 1 - this.#ackedDelivery);
+    if (room < Math.ceil(this.#pullSize / 4)) return;
+    const asked = Math.min(room, this.#pullSize);
+    this.#pull = { asked, received: 0, answeredAt: Date.now() };
+    this.#nc.publish(this.#pullSubject, JSON.stringify({ batch: asked, expires: this.#pullExpiresMs * 1_000_000 }), { reply: this.#inbox });
+  }
+
+  #receive(message: Msg): void {
+    if (this.#failure || this.#closed) return;
+    const pull = this.#pull;
+    const status = message.data.length === 0 ? (message.headers?.code ?? 0) : 0;
+    if (status !== 0) {
+      // 408: the pull expired (or 404: nothing to deliver), saying how many of its messages are left.
+      if ((status === 408 || status === 404) && pull) {
+        const left = Number(message.headers!.get('Nats-Pending-Messages') || 0);
+        if (pull.received + left < pull.asked) {
+          return this.#fail(new DeliveryGapError(this.#consumer, `delivered ${pull.asked - left} messages of a pull, ${pull.received} arrived: the rest were lost in transit`));
+        }
+        this.#pull = undefined;
+        return this.#pullMore();
+      }
+      return this.#fail(new Error(`consumer ${this.#consumer}: a pull was answered ${status} ${message.headers!.description}`));
+    }
+    const delivered = new DeliveredMessage(message, this.#headers);
+    if (!pull) return this.#fail(new DeliveryGapError(this.#consumer, `delivered stream sequence ${delivered.seq} to no pull`));
+    if (delivered.delivery !== this.#nextDelivery) {
+      return this.#fail(
+        new DeliveryGapError(
+          this.#consumer,
+          delivered.delivery > this.#nextDelivery
+            ? `skipped deliveries ${this.#nextDelivery}..${delivered.delivery - 1} (lost in transit); next came stream sequence ${delivered.seq}`
+            : `delivered ${delivered.delivery} (stream sequence ${delivered.seq}) where ${this.#nextDelivery} was due (the server's consumer state went back)`,
+        ),
+      );
+    }
+    this.#nextDelivery++;
+    this.#arrivals.push(delivered);
+    pull.received++;
+    pull.answeredAt = Date.now();
+    if (pull.received === pull.asked) {
+      this.#pull = undefined;
+      this.#pullMore();
+    }
+  }
+
+  #fail(error: Error): void {
+    this.#failure ??= error;
+    this.#arrivals.wake();
+  }
+
   async fetch(maxMessages: number, waitMs: number): Promise<SourceMessage[]> {
-    const taken = await this.#arrivals.take(maxMessages, waitMs, !this.#gap);
-    // Everything before the gap has been handed out: the caller reopens from what it processed.
-    if (taken.length === 0 && this.#gap) throw this.#gap;
+    const taken = await this.#arrivals.take(maxMessages, waitMs, !this.#failure);
+    // Everything before the failure has been handed out: the caller reopens from what it processed.
+    if (taken.length === 0 && this.#failure) throw this.#failure;
     if (taken.length > 0) this.#ackable.push(taken.at(-1)!);
     return taken;
   }
@@ -195,39 +267,39 @@ class ConsumerSource implements MessageSource {
   async ack(seq: number): Promise<void> {
     let through: DeliveredMessage | undefined;
     while (this.#ackable.length > 0 && this.#ackable[0]!.seq <= seq) through = this.#ackable.shift();
-    if (through) this.#nc.publish(through.reply, ackPayload);
+    if (!through) return;
+    this.#ackedDelivery = through.delivery;
+    this.#pullMore();
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#watchdog);
+    this.#statuses.stop?.();
     this.#arrivals.clear();
     this.#ackable = [];
-    await this.#messages.close();
+    this.#subscription.unsubscribe();
   }
 }
 
 /**
- * A delivered message as the runtime sees it: its sequences, subject, data and ack subject, not the
- * JsMsg. Under load an event waits in its partition's queue for seconds, and the dozen objects of a
- * JsMsg (its parsed protocol line, views of the socket's buffer, decoded strings) then survived the
- * worker's young-generation collections, which copy what survives (1M-event bench, back to back:
- * the worker's CPU 28 -> 24 µs per event, its peak RSS 726 -> 665 MB). The sequences are read
- * from the ack subject in place: `JsMsg.info` splits the subject into a dozen strings (~17% of
- * what the worker allocated).
+ * A delivered message as the runtime sees it: its sequences, subject, data and (when kept) headers.
+ * Under load an event waits in its partition's queue for seconds, and what it holds then survives
+ * the worker's young-generation collections, which copy what survives: nats.js's JsMsg (a dozen
+ * objects) cost the worker 28 against 24 µs per event (1M-event bench). The sequences are read from
+ * the ack subject in place (`JsMsg.info` split it into a dozen strings).
  */
 export class DeliveredMessage implements SourceMessage {
   readonly seq: number;
-  /** The consumer's delivery sequence: one more for every delivery, a redelivery too. */
+  /** The consumer's delivery sequence: one more for every delivery. */
   readonly delivery: number;
   readonly subject: string;
   readonly data: Uint8Array;
-  /** Where an ack of this message goes; with ack policy "all" it acks every message delivered before it. */
-  readonly reply: string;
   /** Only when the source keeps headers. */
   readonly headers: SourceMessage['headers'];
 
-  constructor(jsMsg: JsMsg, keepHeaders = false) {
-    // nats.js types no `reply` on a JsMsg, but has it (`info` parses it).
-    const reply = (jsMsg as JsMsg & { readonly reply?: string }).reply ?? '';
+  constructor(message: Pick<Msg, 'reply' | 'subject' | 'data' | 'headers'>, keepHeaders = false) {
+    const reply = message.reply ?? '';
     // $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<delivery seq>.<ns>.<pending>, or (servers
     // with domains) <domain>.<account hash> after ACK and a token at the end: tokens 5 and 6 (from 0)
     // of 9, else 7 and 8.
@@ -240,10 +312,9 @@ export class DeliveredMessage implements SourceMessage {
     const middle = reply.indexOf('.', start);
     this.seq = decimalAt(reply, start, middle);
     this.delivery = decimalAt(reply, middle + 1, reply.indexOf('.', middle + 1));
-    this.subject = jsMsg.subject;
-    this.data = jsMsg.data;
-    this.reply = reply;
-    this.headers = keepHeaders ? jsMsg.headers : undefined;
+    this.subject = message.subject;
+    this.data = message.data;
+    this.headers = keepHeaders ? message.headers : undefined;
   }
 }
 
