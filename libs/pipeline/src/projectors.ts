@@ -13,7 +13,7 @@ import type { Logger } from '@segment/telemetry';
  * the projectors of a process share one: with 8,000 it did so in a 10M-event bench (the projector
  * noticed the gap and reopened), and a projector buffered what it could not yet apply.
  */
-const projectorPrefetch = { prefetchMessages: 64, maxAckPending: 64 };
+const projectorPrefetch = { prefetchMessages: 64, maxUnacked: 64 };
 
 /** The projectors of every projected collection, each consuming its derived stream into its table (built, not started). */
 export async function createProjectors(nc: NatsConnection, database: SegmentDatabase, names: Names, logger: Logger): Promise<Projector[]> {

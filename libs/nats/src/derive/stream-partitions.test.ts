@@ -34,7 +34,7 @@ test('durable source - large messages are pulled a few at a time, no more delive
   for (let i = 0; i < 40; i++) await js.publish(subject, body);
 
   // When a source asks ahead for 6, may hold 6 unacked, and its reader stops for a while
-  const source = await openDurableSource(nc, jsm, { stream, name: 'reader', filter: subject, startSeq: 1, prefetchMessages: 6, maxAckPending: 6, logger: pino({ level: 'silent' }) });
+  const source = await openDurableSource(nc, jsm, { stream, name: 'reader', filter: subject, startSeq: 1, prefetchMessages: 6, maxUnacked: 6, logger: pino({ level: 'silent' }) });
   try {
     await sleep(300);
     const held = await jsm.consumers.info(stream, 'reader');
