@@ -23,12 +23,18 @@ after(async () => {
   await nc.close();
 });
 
-test('durable source - large messages are pulled a few at a time, no more delivered than the reader may hold unacked, and all read in order', async () => {
-  // Given a stream of 40 messages of 512 KB
+/** A stream of its own for a test, in memory, deleted after the tests; one subject ending in `suffix`. */
+async function memoryStream(suffix: string): Promise<{ stream: string; subject: string }> {
   const stream = `T_${randomBytes(5).toString('hex').toUpperCase()}`;
-  const subject = `${stream.toLowerCase()}.large`;
+  const subject = `${stream.toLowerCase()}.${suffix}`;
   streams.push(stream);
   await jsm.streams.add({ name: stream, subjects: [subject], storage: StorageType.Memory });
+  return { stream, subject };
+}
+
+test('durable source - large messages are pulled a few at a time, no more delivered than the reader may hold unacked, and all read in order', async () => {
+  // Given a stream of 40 messages of 512 KB
+  const { stream, subject } = await memoryStream('large');
   const js = jetstream(nc);
   const body = new Uint8Array(512 * 1024);
   for (let i = 0; i < 40; i++) await js.publish(subject, body);
@@ -74,10 +80,7 @@ test('delivered message - keeps the headers only when asked to', () => {
 });
 
 test('durable source - an idle source renews its pull: a message published after the pull expired still arrives', async () => {
-  const stream = `T_${randomBytes(5).toString('hex').toUpperCase()}`;
-  const subject = `${stream.toLowerCase()}.idle`;
-  streams.push(stream);
-  await jsm.streams.add({ name: stream, subjects: [subject], storage: StorageType.Memory });
+  const { stream, subject } = await memoryStream('idle');
   const source = await openDurableSource(nc, jsm, { stream, name: 'reader', startSeq: 1, pullExpiresMs: 200, logger: pino({ level: 'silent' }) });
   try {
     assert.deepEqual(await source.fetch(10, 700), [], 'nothing yet, past a few expired pulls');
@@ -91,10 +94,7 @@ test('durable source - an idle source renews its pull: a message published after
 });
 
 test('durable source - a consumer deleted under it fails the source, after what arrived before', async () => {
-  const stream = `T_${randomBytes(5).toString('hex').toUpperCase()}`;
-  const subject = `${stream.toLowerCase()}.lost`;
-  streams.push(stream);
-  await jsm.streams.add({ name: stream, subjects: [subject], storage: StorageType.Memory });
+  const { stream, subject } = await memoryStream('lost');
   await jetstream(nc).publish(subject, 'first');
   const source = await openDurableSource(nc, jsm, { stream, name: 'reader', startSeq: 1, pullExpiresMs: 200, logger: pino({ level: 'silent' }) });
   try {
