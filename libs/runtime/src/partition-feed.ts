@@ -89,7 +89,8 @@ export class PartitionFeed {
         failures += 1;
         this.#options.logger.warn({ err: error, deliveredThrough: this.#deliveredThrough, failures }, 'source consumer failed; reopening');
         await this.#closeSource();
-        if (this.#running) await backOff(failures);
+        // At most a second apart: a consumer whose server restarts is reopened soon after it is back.
+        if (this.#running) await backOff(failures, 1_000);
       }
     }
     await this.#closeSource();

@@ -164,6 +164,8 @@ class PulledSource implements MessageSource {
   readonly #pullExpiresMs: number;
   /** Checks that the pull in flight is answered within twice its expiry: else the server lost it (a restart, a new consumer leader). */
   readonly #watchdog: NodeJS.Timeout;
+  /** The pull was overdue at the watchdog's last check. */
+  #overdue = false;
   /** The connection's status events (nats.js's iterator, stopped at close). */
   readonly #statuses: AsyncIterable<Status> & { stop?: () => void };
 
@@ -189,7 +191,11 @@ class PulledSource implements MessageSource {
     });
     const lostAfterMs = 2 * this.#pullExpiresMs;
     this.#watchdog = setInterval(() => {
-      if (this.#pull && Date.now() - this.#pull.answeredAt > lostAfterMs) this.#fail(new Error(`consumer ${this.#consumer}: a pull had no answer for ${lostAfterMs} ms`));
+      // Overdue at two checks in a row: the connection's input is read between them, so an event
+      // loop that was busy (not the server) cannot pass for a lost pull.
+      const overdue = this.#pull !== undefined && Date.now() - this.#pull.answeredAt > lostAfterMs;
+      if (overdue && this.#overdue) this.#fail(new Error(`consumer ${this.#consumer}: a pull had no answer for ${lostAfterMs} ms`));
+      this.#overdue = overdue;
     }, Math.min(1_000, this.#pullExpiresMs));
     this.#watchdog.unref();
     this.#statuses = nc.status();
@@ -199,8 +205,9 @@ class PulledSource implements MessageSource {
 
   async #watchConnection(): Promise<void> {
     for await (const status of this.#statuses) {
-      // What was in flight is lost with the connection, and the server may have lost the pull too.
-      if (status.type === 'disconnect' || status.type === 'reconnect') this.#fail(new DeliveryGapError(this.#consumer, `lost its connection (${status.type}): deliveries in flight may be lost`));
+      // What was in flight was lost with the connection, and the server may have lost the pull too:
+      // once connected again (not at the disconnect, so that the reopening finds a connection).
+      if (status.type === 'reconnect') this.#fail(new DeliveryGapError(this.#consumer, 'reconnected: deliveries in flight may have been lost'));
     }
   }
 
