@@ -266,8 +266,13 @@ test(`project faults - ${PROJECTOR_KILLS} projector kill -9s, ${DERIVE_KILLS} de
   assert.equal(stored.length, EVENTS, 'every event stored exactly once');
 
   // And one last projector catches up with the worker, then drains on SIGTERM and exits 0
+  const leaseEpochs = async () => new Map((await database.db.selectFrom('segment_projector_leases').select(['projector', 'epoch']).execute()).map((l) => [l.projector, Number(l.epoch)]));
+  const epochsBefore = await leaseEpochs();
   const last = spawnProjector('last projector');
   try {
+    // Running, not only caught up (the others may have projected everything): a SIGTERM that came
+    // before it had started would kill it outright. It has taken every lease over by then.
+    await waitForProcess(t, last, async () => [...(await leaseEpochs())].every(([projector, epoch]) => epoch > (epochsBefore.get(projector) ?? 0)), 60_000, () => 'for the last projector to take its projections over');
     await waitUntilCaughtUp(nc, database, names, { timeoutMs: long ? 300_000 : 60_000, intervalMs: 100 });
   } catch (error) {
     t.diagnostic(`timeline:\n${timeline.join('\n')}`);
