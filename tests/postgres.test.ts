@@ -24,8 +24,8 @@ test('postgres - migrations are idempotent, and the reporting role reads but can
   });
   for (const statement of [
     sql`INSERT INTO ${s}.segment_toggles (event, vendor, segment_name, "user", timestamp, timestamp_at, remove, previous_event, previous_remove, document) VALUES ('e', 1, 's', 'u', 't', now(), false, 'p', false, '{}')`,
-    sql`DELETE FROM ${s}.segment_memberships`,
-    sql`ALTER TABLE ${s}.segment_memberships ADD COLUMN x int`,
+    sql`DELETE FROM ${s}.segment_membership_rows`,
+    sql`ALTER TABLE ${s}.segment_membership_rows ADD COLUMN x int`,
     sql`DROP VIEW ${s}.segment_sizes`,
   ]) {
     await assert.rejects(
@@ -131,21 +131,21 @@ test('postgres - tables changed since their last analyze are analyzed (autovacuu
   const { database, cleanup } = await testDatabase(randomNamespace('pg'));
   t.after(cleanup);
   const s = sql.id(database.schema);
-  await sql`INSERT INTO ${s}.segment_memberships (vendor, segment_name, "user", last, member, last_at, document)
-            SELECT 1, 'seg', 'user-' || i, 't', true, now(), '{}' FROM generate_series(1, 5000) i`.execute(database.db);
-  const reltuples = async () => (await sql<{ n: number }>`SELECT reltuples::float8 AS n FROM pg_class WHERE oid = ${`${database.schema}.segment_memberships`}::regclass`.execute(database.db)).rows[0]!.n;
+  await sql`INSERT INTO ${s}.segment_membership_rows (vendor, segment_name, "user", last, member, last_at)
+            SELECT 1, 'seg', 'user-' || i, 't', true, now() FROM generate_series(1, 5000) i`.execute(database.db);
+  const reltuples = async () => (await sql<{ n: number }>`SELECT reltuples::float8 AS n FROM pg_class WHERE oid = ${`${database.schema}.segment_membership_rows`}::regclass`.execute(database.db)).rows[0]!.n;
   // Postgres publishes its change counters shortly after a transaction ends: wait until they show.
   let analyzed: string[] = [];
-  for (let i = 0; i < 50 && !analyzed.includes('segment_memberships'); i++) {
+  for (let i = 0; i < 50 && !analyzed.includes('segment_membership_rows'); i++) {
     await new Promise((resolve) => setTimeout(resolve, 100));
     analyzed = await analyzeStaleTables(database);
   }
-  assert.ok(analyzed.includes('segment_memberships'), `analyzed: ${analyzed.join(', ')}`);
+  assert.ok(analyzed.includes('segment_membership_rows'), `analyzed: ${analyzed.join(', ')}`);
   assert.equal(await reltuples(), 5000);
   // A small sample (statistics target 10): a histogram of at most 11 bounds, where the default makes 101.
   const { rows: stats } = await sql<{ bounds: number }>`
     SELECT array_length(histogram_bounds::text::text[], 1) AS bounds FROM pg_stats
-    WHERE schemaname = ${database.schema} AND tablename = 'segment_memberships' AND attname = 'user'`.execute(database.db);
+    WHERE schemaname = ${database.schema} AND tablename = 'segment_membership_rows' AND attname = 'user'`.execute(database.db);
   assert.ok(stats[0]!.bounds <= 11, `histogram bounds: ${stats[0]!.bounds}`);
-  assert.ok(!(await analyzeStaleTables(database)).includes('segment_memberships'), 'nothing changed since');
+  assert.ok(!(await analyzeStaleTables(database)).includes('segment_membership_rows'), 'nothing changed since');
 });

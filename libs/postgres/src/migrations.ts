@@ -87,6 +87,33 @@ function migrationsFor(schema: string): Record<string, Migration> {
         await sql`ALTER DEFAULT PRIVILEGES IN SCHEMA ${s} GRANT SELECT ON TABLES TO ${role}`.execute(db);
       },
     },
+    // A membership's document is exactly its columns, so it is no longer stored twice: the jsonb
+    // copy made Postgres's CPU per upserted row 1.7× (39.8 against 23.0 µs in a 1M-row probe
+    // here) and the table 1.8× the size. Readers keep `segment_memberships` with its `document`,
+    // now a view that builds it; the projector writes `segment_membership_rows`.
+    '0002_membership_documents_from_columns': {
+      async up(db: Kysely<unknown>) {
+        await sql`DROP VIEW ${s}.segment_profiles`.execute(db);
+        await sql`ALTER TABLE ${s}.segment_memberships RENAME TO segment_membership_rows`.execute(db);
+        await sql`ALTER INDEX ${s}.segment_memberships_by_user RENAME TO segment_membership_rows_by_user`.execute(db);
+        await sql`ALTER TABLE ${s}.segment_membership_rows DROP COLUMN document`.execute(db);
+        // jsonb_strip_nulls leaves out `first` and `value` where absent: no other field may be null.
+        await sql`
+          CREATE VIEW ${s}.segment_memberships AS
+          SELECT vendor, segment_name, "user", first, last, member, value, first_at, last_at,
+                 jsonb_strip_nulls(jsonb_build_object(
+                   'segment', jsonb_build_object('vendor', vendor, 'name', segment_name),
+                   'user', "user", 'first', first, 'last', last, 'member', member, 'value', value)) AS document
+          FROM ${s}.segment_membership_rows`.execute(db);
+        await sql`
+          CREATE VIEW ${s}.segment_profiles AS
+          SELECT "user",
+                 jsonb_build_object('user', "user", 'segments', jsonb_agg(document - 'user' ORDER BY segment_name, vendor)) AS document
+          FROM ${s}.segment_memberships
+          GROUP BY "user"`.execute(db);
+        await sql`GRANT SELECT ON ALL TABLES IN SCHEMA ${s} TO ${role}`.execute(db);
+      },
+    },
   };
 }
 

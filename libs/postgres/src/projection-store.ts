@@ -78,7 +78,7 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
        SELECT count(*)::int AS held FROM lease`;
     const inline = `unnest(${arrayParameters(columns, 6)}) AS s(${names})`;
     this.#statements = { commitEmpty: commit(''), commitStaged: commit(merge(this.#stageTable)), commitInline: commit(merge(inline)) };
-    this.#loadStored = `SELECT t.document FROM ${this.#tables.target} t JOIN unnest(${arrayParameters(keyColumns, 1)}) AS k(${keyNames}) USING (${keyNames})`;
+    this.#loadStored = `SELECT ${projection.documentColumns.map((c) => `t.${quoteIdent(c)}`).join(', ')} FROM ${this.#tables.target} t JOIN unnest(${arrayParameters(keyColumns, 1)}) AS k(${keyNames}) USING (${keyNames})`;
   }
 
   /** The projector's name, e.g. `project_memberships`; checkpoints and lease are stored under it. */
@@ -162,10 +162,13 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
 
   /** The stored documents of the batch's keys, by key id. */
   async #load(session: BulkSession, documents: readonly D[]): Promise<Map<string, D>> {
-    const { keyColumns, keyOf } = this.#projection;
+    const { keyColumns, keyOf, documentOf } = this.#projection;
     const keys = documents.map(keyOf);
-    const rows = await session.query<{ document: D }>(this.#loadStored, keyColumns.map((_, i) => keys.map((key) => key[i])));
-    return new Map(rows.map(({ document }) => [keyId(keyOf(document)), document]));
+    const rows = await session.query<Record<string, unknown>>(this.#loadStored, keyColumns.map((_, i) => keys.map((key) => key[i])));
+    return new Map(rows.map((row) => {
+      const document = documentOf(row);
+      return [keyId(keyOf(document)), document];
+    }));
   }
 }
 
@@ -190,6 +193,6 @@ function quoteIdent(name: string): string {
 export async function resetProjections(database: SegmentDatabase): Promise<void> {
   await database.db.transaction().execute(async (trx) => {
     const s = sql.id(database.schema);
-    await sql`TRUNCATE ${s}.segment_memberships, ${s}.segment_toggles, ${s}.segment_projector_checkpoints, ${s}.segment_projector_leases`.execute(trx);
+    await sql`TRUNCATE ${s}.segment_membership_rows, ${s}.segment_toggles, ${s}.segment_projector_checkpoints, ${s}.segment_projector_leases`.execute(trx);
   });
 }

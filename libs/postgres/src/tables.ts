@@ -4,7 +4,8 @@ import type { ColumnType, Generated } from 'kysely';
 type Json = ColumnType<unknown, string, string>;
 type Timestamp = ColumnType<Date, string, string>;
 
-export interface MembershipsTable {
+/** What the memberships projector writes: a membership's fields, one column each. */
+export interface MembershipRowsTable {
   vendor: number;
   segment_name: string;
   user: string;
@@ -12,10 +13,14 @@ export interface MembershipsTable {
   last: string;
   member: boolean;
   value: string | null;
-  /** `first` and `last` as timestamptz, for range queries; `document` keeps the original strings. */
+  /** `first` and `last` as timestamptz, for range queries; `first` and `last` keep the original strings. */
   first_at: Timestamp | null;
   last_at: Timestamp;
-  document: Json;
+}
+
+/** The rows with the membership document built from them. */
+export interface MembershipsView extends MembershipRowsTable {
+  document: ColumnType<unknown, never, never>;
 }
 
 export interface ToggleRow {
@@ -60,7 +65,8 @@ export interface ProjectorLeasesTable {
 }
 
 export interface Database {
-  segment_memberships: MembershipsTable;
+  segment_membership_rows: MembershipRowsTable;
+  segment_memberships: MembershipsView;
   segment_toggles: ToggleRow;
   segment_profiles: ProfilesView;
   segment_sizes: SegmentSizesView;
