@@ -48,12 +48,7 @@ function migrationsFor(schema: string): Record<string, Migration> {
         await sql`CREATE INDEX segment_toggles_by_membership ON ${s}.segment_toggles (vendor, segment_name, "user")`.execute(db);
         // A profile's segments are exactly its memberships' details (same reduction per (name, vendor)),
         // so profiles are a view: one write per event fewer, and never out of step with memberships.
-        await sql`
-          CREATE VIEW ${s}.segment_profiles AS
-          SELECT "user",
-                 jsonb_build_object('user', "user", 'segments', jsonb_agg(document - 'user' ORDER BY segment_name, vendor)) AS document
-          FROM ${s}.segment_memberships
-          GROUP BY "user"`.execute(db);
+        await createProfilesView(db, s);
         await sql`
           CREATE VIEW ${s}.segment_sizes AS
           SELECT vendor, segment_name, count(*) FILTER (WHERE member) AS members, max(last_at) AS last_update
@@ -105,16 +100,21 @@ function migrationsFor(schema: string): Record<string, Migration> {
                    'segment', jsonb_build_object('vendor', vendor, 'name', segment_name),
                    'user', "user", 'first', first, 'last', last, 'member', member, 'value', value)) AS document
           FROM ${s}.segment_membership_rows`.execute(db);
-        await sql`
-          CREATE VIEW ${s}.segment_profiles AS
-          SELECT "user",
-                 jsonb_build_object('user', "user", 'segments', jsonb_agg(document - 'user' ORDER BY segment_name, vendor)) AS document
-          FROM ${s}.segment_memberships
-          GROUP BY "user"`.execute(db);
+        await createProfilesView(db, s);
         await sql`GRANT SELECT ON ALL TABLES IN SCHEMA ${s} TO ${role}`.execute(db);
       },
     },
   };
+}
+
+/** A profile is its user's memberships, aggregated; 0002 recreates it over the new memberships view. */
+async function createProfilesView(db: Kysely<unknown>, s: ReturnType<typeof sql.id>): Promise<void> {
+  await sql`
+    CREATE VIEW ${s}.segment_profiles AS
+    SELECT "user",
+           jsonb_build_object('user', "user", 'segments', jsonb_agg(document - 'user' ORDER BY segment_name, vendor)) AS document
+    FROM ${s}.segment_memberships
+    GROUP BY "user"`.execute(db);
 }
 
 class StaticProvider implements MigrationProvider {
