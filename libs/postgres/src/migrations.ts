@@ -85,8 +85,8 @@ function migrationsFor(schema: string): Record<string, Migration> {
     // A membership's document is exactly its columns, so it is no longer stored twice: the jsonb
     // copy made Postgres's CPU per membership written 1.7× (39.8 against 23.0 µs in a probe here:
     // 1M memberships over 300,000 keys, loaded and upserted as the projector does) and the table
-    // 1.8× the size. Readers keep `segment_memberships` with its `document`,
-    // now a view that builds it; the projector writes `segment_membership_rows`.
+    // 1.8× the size. Readers keep `segment_memberships` with its `document`, now a view that
+    // builds it; the projector writes `segment_membership_rows`.
     '0002_membership_documents_from_columns': {
       async up(db: Kysely<unknown>) {
         await sql`DROP VIEW ${s}.segment_profiles`.execute(db);

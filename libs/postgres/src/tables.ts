@@ -13,7 +13,7 @@ export interface MembershipRowsTable {
   last: string;
   member: boolean;
   value: string | null;
-  /** `first` and `last` as timestamptz, for range queries; `first` and `last` keep the original strings. */
+  /** `first` and `last` as timestamptz, for range queries (the text columns keep the original strings). */
   first_at: Timestamp | null;
   last_at: Timestamp;
 }
