@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
-import { FencedError } from '@segment/runtime';
+import { FencedError, type ProjectionPosition } from '@segment/runtime';
 import { PostgresProjectionStore, analyzeStaleTables, membershipsProjection, migrate, readCollection, reportingRole, segmentMembers, stageRowsAtLeast, togglesProjection, userProfile } from '@segment/postgres';
 import { reductionOf } from '@segment/reduce';
 import { replay } from '@segment/segment';
-import type { Membership } from '@segment/model';
+import type { Event, Membership } from '@segment/model';
 import { generateEvents } from './support/pipeline.ts';
 import { testDatabase } from './support/postgres.ts';
 import { randomNamespace } from './support/streams.ts';
@@ -43,21 +43,11 @@ test('postgres - projection commits load, reduce and upsert; views give exactly 
   t.after(cleanup);
   const events = generateEvents(4_000);
   const expected = replay(events);
-  const reduceMembership = reductionOf('membership');
   const store = new PostgresProjectionStore(database, membershipsProjection, 'project_memberships');
   const position = await store.acquire();
   assert.equal(position.streamSeq, 0);
-  // Commit each event's own membership detail, in three batches: stored rows must reduce.
-  const partials: Membership[] = events.map((e) => ({ ...(e.remove ? { last: e.timestamp, member: false } : { first: e.timestamp, last: e.timestamp, member: true, ...(e.value ? { value: e.value } : {}) }), segment: e.segment, user: e.user }));
-  for (let i = 0; i < partials.length; i += 1_500) {
-    const batch = new Map<string, Membership>();
-    for (const p of partials.slice(i, i + 1_500)) {
-      const id = JSON.stringify(membershipsProjection.keyOf(p));
-      // One document per key per commit, as the projector combines them.
-      batch.set(id, reduceMembership(batch.get(id), p));
-    }
-    await store.commit([...batch.values()], { streamSeq: i + 1, checkpoints: new Map([[1, i + 1]]) });
-  }
+  // Each event's own membership detail, in three batches: stored rows must reduce.
+  for (const { documents, position } of membershipBatches(events, 1_500)) await store.commit(documents, position);
   assert.deepEqual(await readCollection(database, 'segment/memberships'), expected.memberships);
   assert.deepEqual(await readCollection(database, 'segment/profiles'), expected.profiles);
 
@@ -81,6 +71,25 @@ test('postgres - projection commits load, reduce and upsert; views give exactly 
   } while (after !== undefined);
   assert.equal(all.length, biggest);
   assert.deepEqual(all, [...all].sort());
+});
+
+test('postgres - a projector that takes a table over reads its keys (in pages): held keys reduce into their stored documents, before and after the read', async (t) => {
+  const { database, cleanup } = await testDatabase(randomNamespace('pg'));
+  t.after(cleanup);
+  const events = generateEvents(6_000);
+  const expected = replay(events);
+  const batches = membershipBatches(events, 1_000);
+  const first = new PostgresProjectionStore(database, membershipsProjection, 'project_memberships');
+  await first.acquire();
+  for (const { documents, position } of batches.slice(0, 3)) await first.commit(documents, position);
+  const second = new PostgresProjectionStore(database, membershipsProjection, 'project_memberships', { storedKeysPageSize: 97 });
+  await second.acquire();
+  // The first commit races the read of the stored keys; the others follow it.
+  await second.commit(batches[3]!.documents, batches[3]!.position);
+  await second.storedKeysRead;
+  for (const { documents, position } of batches.slice(4)) await second.commit(documents, position);
+  assert.deepEqual(await readCollection(database, 'segment/memberships'), expected.memberships);
+  await assert.rejects(first.commit([], batches.at(-1)!.position), FencedError);
 });
 
 test('postgres - a projector that lost its lease cannot commit (fenced)', async (t) => {
@@ -149,3 +158,19 @@ test('postgres - tables changed since their last analyze are analyzed (autovacuu
   assert.ok(stats[0]!.bounds <= 11, `histogram bounds: ${stats[0]!.bounds}`);
   assert.ok(!(await analyzeStaleTables(database)).includes('segment_membership_rows'), 'nothing changed since');
 });
+
+/** Each event's own membership detail, combined by key in batches of `size` events, as a projector commits them. */
+function membershipBatches(events: readonly Event[], size: number): { documents: Membership[]; position: ProjectionPosition }[] {
+  const reduceMembership = reductionOf('membership');
+  const partials: Membership[] = events.map((e) => ({ ...(e.remove ? { last: e.timestamp, member: false } : { first: e.timestamp, last: e.timestamp, member: true, ...(e.value ? { value: e.value } : {}) }), segment: e.segment, user: e.user }));
+  const batches = [];
+  for (let i = 0; i < partials.length; i += size) {
+    const batch = new Map<string, Membership>();
+    for (const p of partials.slice(i, i + size)) {
+      const id = JSON.stringify(membershipsProjection.keyOf(p));
+      batch.set(id, reduceMembership(batch.get(id), p));
+    }
+    batches.push({ documents: [...batch.values()], position: { streamSeq: i + 1, checkpoints: new Map([[1, i + 1]]) } });
+  }
+  return batches;
+}

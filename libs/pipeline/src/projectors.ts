@@ -26,7 +26,7 @@ export async function createProjectors(nc: NatsConnection, database: SegmentData
       name,
       schema: projection.schema,
       key: collections[projection.collection as keyof typeof collections].key,
-      store: new PostgresProjectionStore(database, projection, name),
+      store: new PostgresProjectionStore(database, projection, name, { logger: logger.child({ projector: name }) }),
       decode: decodeDerivedMessage,
       open: (startSeq) => openDurableSource(nc, jsm, { stream: stream.stream, name, filter: stream.subjects, startSeq, ...projectorPrefetch, headers: true, logger }),
       logger: logger.child({ projector: name }),

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { schemaDocuments, schemaOf } from '@segment/model';
 import { compileReduceTree, reductionOf } from '@segment/reduce';
-import { FencedError, keyId, type ProjectionPosition, type ProjectionStore } from '@segment/runtime';
+import { BloomFilter, FencedError, keyId, type ProjectionPosition, type ProjectionStore } from '@segment/runtime';
+import type { Logger } from '@segment/telemetry';
 import type { BulkSession, SegmentDatabase } from './database.ts';
 import type { Projection } from './projections.ts';
 
@@ -13,6 +14,45 @@ import type { Projection } from './projections.ts';
  * staging table at commit (~0.8 ms), which made a 5-row transaction cost 3.2 ms instead of 1.7.
  */
 export const stageRowsAtLeast = 1_000;
+
+export interface ProjectionStoreOptions {
+  logger?: Logger;
+  /**
+   * Sizes the filter of the keys the table holds (2^n bits; default 26, 8 MiB: ~0.2% false
+   * "maybe"s at 4.6M keys, the memberships of 10M bench events; each costs one row looked up).
+   */
+  storedKeysLog2Bits?: number;
+  /** Keys read from the table a query at a time when this store takes it over (default 50,000). */
+  storedKeysPageSize?: number;
+}
+
+/**
+ * The keys a table may hold: every key it holds, and a few more. A key it cannot hold has no
+ * stored document to load: at 1M bench events two thirds of the memberships a projector wrote
+ * were new, and loading stored rows was ~37% of Postgres's work per membership (probe), all of it
+ * spent on index lookups that found nothing. Until the table's keys are read (at the takeover,
+ * in the background) every key may be held.
+ */
+class StoredKeys {
+  readonly #filter: BloomFilter;
+  #read = false;
+
+  constructor(log2Bits: number) {
+    this.#filter = new BloomFilter(log2Bits);
+  }
+
+  mayHold(id: string): boolean {
+    return !this.#read || this.#filter.has(id);
+  }
+
+  add(id: string): void {
+    this.#filter.add(id);
+  }
+
+  markRead(): void {
+    this.#read = true;
+  }
+}
 
 /**
  * A projection's table in Postgres. Each commit is one transaction: load the stored documents of
@@ -30,8 +70,6 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
   readonly #name: string;
   readonly #owner = randomUUID();
   readonly #reduce: (left: D | undefined, right: D) => D;
-  /** A last-write-wins collection (toggles) needs no stored document to reduce into. */
-  readonly #replaces: boolean;
   #acquired = false;
   /** The position last read or committed here: an empty commit at it only confirms the lease. */
   #position: ProjectionPosition | undefined;
@@ -43,13 +81,21 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
    */
   readonly #statements: { commitEmpty: string; commitStaged: string; commitInline: string };
   readonly #loadStored: string;
+  /** The table's key columns, one page at a time in key order: the first page, and the pages after a key. */
+  readonly #keyPages: { first: string; after: string; size: number };
+  /** Undefined for a last-write-wins collection (toggles): it needs no stored document to reduce into. */
+  readonly #storedKeys: StoredKeys | undefined;
+  #storedKeysRead: Promise<void> | undefined;
+  readonly #logger: Logger | undefined;
 
-  constructor(database: SegmentDatabase, projection: Projection<D>, name: string) {
+  constructor(database: SegmentDatabase, projection: Projection<D>, name: string, options: ProjectionStoreOptions = {}) {
     this.#database = database;
     this.#projection = projection;
     this.#name = name;
+    this.#logger = options.logger;
     this.#reduce = reductionOf(projection.schema) as unknown as (left: D | undefined, right: D) => D;
-    this.#replaces = compileReduceTree(schemaOf(projection.schema), { documents: schemaDocuments }).strategy === 'lastWriteWins';
+    const replaces = compileReduceTree(schemaOf(projection.schema), { documents: schemaDocuments }).strategy === 'lastWriteWins';
+    this.#storedKeys = replaces ? undefined : new StoredKeys(options.storedKeysLog2Bits ?? 26);
     const schema = quoteIdent(database.schema);
     this.#tables = {
       target: `${schema}.${quoteIdent(projection.table)}`,
@@ -79,6 +125,11 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
     const inline = `unnest(${arrayParameters(columns, 6)}) AS s(${names})`;
     this.#statements = { commitEmpty: commit(''), commitStaged: commit(merge(this.#stageTable)), commitInline: commit(merge(inline)) };
     this.#loadStored = `SELECT ${projection.documentColumns.map((c) => `t.${quoteIdent(c)}`).join(', ')} FROM ${this.#tables.target} t JOIN unnest(${arrayParameters(keyColumns, 1)}) AS k(${keyNames}) USING (${keyNames})`;
+    const size = options.storedKeysPageSize ?? 50_000;
+    if (!(Number.isInteger(size) && size >= 1)) throw new RangeError(`storedKeysPageSize must be an integer >= 1, got ${size}`);
+    const keyPage = (where: string) => `SELECT ${keyNames} FROM ${this.#tables.target}${where} ORDER BY ${keyNames} LIMIT ${size}`;
+    const lastKey = keyColumns.map((column, i) => `$${i + 1}::${column.type}`).join(', ');
+    this.#keyPages = { first: keyPage(''), after: keyPage(` WHERE (${keyNames}) > (${lastKey})`), size };
   }
 
   /** The projector's name, e.g. `project_memberships`; checkpoints and lease are stored under it. */
@@ -108,7 +159,39 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
     });
     this.#acquired = true;
     this.#position = position;
+    // Only now: a previous holder can no longer write the table, and every key this one writes is added as it goes.
+    this.#storedKeysRead ??= this.#readStoredKeys();
     return position;
+  }
+
+  /**
+   * Resolves once the keys the table held at the takeover are read; until then every key's stored
+   * document is loaded. A failed read is logged and started again at the next commit.
+   */
+  get storedKeysRead(): Promise<void> {
+    return this.#storedKeysRead ?? Promise.resolve();
+  }
+
+  async #readStoredKeys(): Promise<void> {
+    const storedKeys = this.#storedKeys;
+    if (!storedKeys) return;
+    const startedAt = performance.now();
+    let keys = 0;
+    try {
+      const columns = this.#projection.keyColumns.map((column) => column.name);
+      for (let last: unknown[] | undefined; ; ) {
+        const page = await this.#database.bulkTransaction((session) => (last ? session.query(this.#keyPages.after, last) : session.query(this.#keyPages.first)));
+        for (const row of page) storedKeys.add(keyId(columns.map((column) => row[column] as string | number)));
+        keys += page.length;
+        if (page.length < this.#keyPages.size) break;
+        last = columns.map((column) => page.at(-1)![column]);
+      }
+      storedKeys.markRead();
+      this.#logger?.info({ keys, ms: Math.round(performance.now() - startedAt) }, 'stored keys read: new keys are no longer looked up');
+    } catch (error) {
+      this.#logger?.warn({ err: error, keys }, 'reading the stored keys failed; every key is looked up until a later read succeeds');
+      this.#storedKeysRead = undefined;
+    }
   }
 
   async commit(documents: readonly D[], position: ProjectionPosition): Promise<void> {
@@ -124,6 +207,7 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
     // that is the fence), merges the rows and stores the checkpoints, then COMMIT.
     // The checkpoint commits with the rows: if Postgres loses this transaction in a crash, it
     // loses both, and the projector replays it from NATS. So the commit need not wait for the WAL.
+    if (this.#acquired) this.#storedKeysRead ??= this.#readStoredKeys();
     await this.#database.bulkTransaction(
       async (session) => {
         const rows = documents.length > 0 ? await this.#rows(session, documents) : [];
@@ -156,14 +240,19 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
   /** Loads the stored documents of the batch's keys and reduces the batch into them: the rows to write. */
   async #rows(session: BulkSession, documents: readonly D[]): Promise<unknown[][]> {
     const { keyOf, rowOf } = this.#projection;
-    const stored = this.#replaces ? new Map<string, D>() : await this.#load(session, documents);
-    return documents.map((document) => rowOf(this.#reduce(stored.get(keyId(keyOf(document))), document)));
+    if (!this.#storedKeys) return documents.map(rowOf);
+    const keys = documents.map(keyOf);
+    const ids = keys.map(keyId);
+    const stored = await this.#load(session, keys.filter((_, i) => this.#storedKeys!.mayHold(ids[i]!)));
+    // Before the write lands: a transaction that fails may still have committed.
+    for (const id of ids) this.#storedKeys.add(id);
+    return documents.map((document, i) => rowOf(this.#reduce(stored.get(ids[i]!), document)));
   }
 
-  /** The stored documents of the batch's keys, by key id. */
-  async #load(session: BulkSession, documents: readonly D[]): Promise<Map<string, D>> {
+  /** The stored documents of these keys, by key id. */
+  async #load(session: BulkSession, keys: readonly (string | number)[][]): Promise<Map<string, D>> {
+    if (keys.length === 0) return new Map();
     const { keyColumns, keyOf, documentOf } = this.#projection;
-    const keys = documents.map(keyOf);
     const rows = await session.query<Record<string, unknown>>(this.#loadStored, keyColumns.map((_, i) => keys.map((key) => key[i])));
     return new Map(rows.map((row) => {
       const document = documentOf(row);
