@@ -143,10 +143,12 @@ export class PartitionProcessor {
     if (fresh.length === 0) return;
     const startedAt = performance.now();
     const deadLetters: DeadLetter[] = [];
-    // The valid events are kept as their messages and parsed again when applied: parsed events
-    // kept across the waits for registers and publishes were promoted to the old generation (1M
-    // bench: the worker's peak RSS 629-646 -> 552-589 MB, at 5M 915 -> 780 MB, for as much CPU).
+    // The valid events are kept as their messages, and as parsed only until they are applied, and
+    // only while no register has to be read: parsed events kept across the waits for registers and
+    // publishes were promoted to the old generation (1M bench: the worker's peak RSS 629-646 ->
+    // 552-589 MB, at 5M 915 -> 780 MB, for as much CPU); then they are parsed again when applied.
     const events: SourceMessage[] = [];
+    let parsed: Event[] | undefined = [];
     /** Per stateful derivation, the register keys of the transaction's events by id. */
     const keysToRead = this.#stateful.map(() => new Map<string, (string | number)[]>());
     for (const message of fresh) {
@@ -158,14 +160,21 @@ export class PartitionProcessor {
           keysToRead[i]!.set(key.id, key.values);
         });
         events.push(message);
+        parsed.push(decoded.event);
       }
     }
-    await Promise.all(this.#stateful.map((s, i) => s.cache.prefetch(keysToRead[i]!)));
+    const reads = this.#stateful.map((s, i) => s.cache.prefetch(keysToRead[i]!)).filter((read) => read !== undefined);
+    if (reads.length > 0) {
+      parsed = undefined;
+      await Promise.all(reads);
+    }
     const prefetchedAt = performance.now();
 
     for (;;) {
       try {
-        const staged = this.#apply(events);
+        const staged = this.#apply(events, parsed);
+        // Not kept across the publish's wait.
+        parsed = undefined;
         const appliedAt = performance.now();
         await this.#publish(fresh[0]!.seq, fresh.at(-1)!.seq, deadLetters);
         for (const { derivation, cache } of this.#stateful) {
@@ -183,6 +192,8 @@ export class PartitionProcessor {
         });
         return;
       } catch (error) {
+        // A retry parses again: its events may have lost one to the dead letters.
+        parsed = undefined;
         for (const combiner of this.#combiners.values()) combiner.drain();
         if (error instanceof OutputTooLargeError && fresh.length > 1) {
           // Nothing was published: run the batch as two smaller transactions instead.
@@ -247,14 +258,18 @@ export class PartitionProcessor {
     return { event: checked.document };
   }
 
-  /** Runs the lambdas over the batch into the combiners; register changes are staged, not yet cached. */
-  #apply(events: readonly SourceMessage[]) {
+  /**
+   * Runs the lambdas over the batch into the combiners; register changes are staged, not yet
+   * cached. `parsed`, when given, holds the events of `events` as parsed already.
+   */
+  #apply(events: readonly SourceMessage[], parsed: readonly Event[] | undefined) {
     const staged = new Map<Derivation, Map<string, { key: (string | number)[]; register: StoredRegister }>>(
       this.#stateful.map((s) => [s.derivation, new Map()]),
     );
-    for (const message of events) {
+    for (let i = 0; i < events.length; i++) {
+      const message = events[i]!;
       const { seq } = message;
-      const event = parseValidated(message);
+      const event = parsed?.[i] ?? parseValidated(message);
       for (const derivation of this.#options.derivations) {
         try {
           const combiner = this.#combiners.get(derivation)!;

@@ -22,8 +22,11 @@ export interface StoredRegister<R = unknown> {
  * register cache keeps the same string, so a register is stringified once and held once.
  */
 export interface RegisterStore {
-  /** Reads many registers at once, keyed by `keyId(key)`; a key never written is absent from the result. */
-  load(keys: readonly (readonly (string | number)[])[]): Promise<Map<string, string>>;
+  /**
+   * Reads many registers at once, keyed by `keyId(key)`; a key never written is absent from the
+   * result. A Map, not a promise, when every register was read from memory.
+   */
+  load(keys: readonly (readonly (string | number)[])[]): Map<string, string> | Promise<Map<string, string>>;
   /** Writes many registers, pipelined; resolves when every write is durable. */
   save(entries: readonly { key: readonly (string | number)[]; json: string }[]): Promise<void>;
 }

@@ -118,9 +118,10 @@ export class RegisterCache<R> {
   /**
    * Loads, in one round of pipelined reads, the registers of the given keys that are not cached,
    * and holds those of this transaction until the next prefetch: while it waits, another
-   * partition's commit may evict them from the shared registers.
+   * partition's commit may evict them from the shared registers. Undefined when the store had
+   * every register in memory: nothing to wait for.
    */
-  async prefetch(keys: Map<string, KeyValues>): Promise<void> {
+  prefetch(keys: Map<string, KeyValues>): Promise<void> | undefined {
     const held = new Map<string, string>();
     this.#held = held;
     const missing: KeyValues[] = [];
@@ -130,11 +131,17 @@ export class RegisterCache<R> {
       if (json !== undefined) held.set(id, json);
       else missing.push(key);
     }
-    if (missing.length === 0) return;
-    for (const [id, json] of await this.#store.load(missing)) {
-      held.set(id, json);
-      this.#stored.set(id, json);
-    }
+    if (missing.length === 0) return undefined;
+    const hold = (loaded: Map<string, string>) => {
+      for (const [id, json] of loaded) {
+        held.set(id, json);
+        this.#stored.set(id, json);
+      }
+    };
+    const loaded = this.#store.load(missing);
+    if (!(loaded instanceof Map)) return loaded.then(hold);
+    hold(loaded);
+    return undefined;
   }
 
   /** A register of the last prefetch, or one changed since the last commit; undefined when the key has none yet. */

@@ -66,6 +66,12 @@ export interface RegisterStoreStats {
   bucketFound: number;
 }
 
+/** A partition's journal and the filter of the keys its bucket holds, once both are read. */
+interface ReadyPartition {
+  readonly journal: PartitionJournal;
+  readonly known: BloomFilter;
+}
+
 /** One partition's journal: the registers changed since they were last written to the bucket. */
 interface PartitionJournal {
   readonly partition: string;
@@ -129,6 +135,8 @@ export class KvRegisterStore implements RegisterStore {
   readonly #replayed: PartitionJournal[] = [];
   /** Per partition (first key component, encoded): the keys stored in the bucket, and maybe a few more. */
   readonly #known = new Map<string, Promise<BloomFilter>>();
+  /** The partitions whose journal is replayed and whose keys are listed, by encoded first key component. */
+  readonly #ready = new Map<string, ReadyPartition>();
   #jsm: Promise<JetStreamManager> | undefined;
   /** Counts interruptions of the moves' connection: a bucket write that saw one cannot trust its fence. */
   #interruptions = 0;
@@ -155,36 +163,40 @@ export class KvRegisterStore implements RegisterStore {
     })();
   }
 
-  async load(keys: readonly (readonly (string | number)[])[]): Promise<Map<string, string>> {
+  load(keys: readonly (readonly (string | number)[])[]): Map<string, string> | Promise<Map<string, string>> {
     const out = new Map<string, string>();
     const stored: string[] = [];
     const ids: string[] = [];
-    let partition: string | undefined;
-    let journal: PartitionJournal | undefined;
-    let known: BloomFilter | undefined;
+    let token: string | undefined;
+    let partition: ReadyPartition | undefined;
     for (const key of keys) {
-      const token = encodeKeyToken(key[0]!);
+      const keyToken = encodeKeyToken(key[0]!);
       // A transaction's keys share one partition: look its journal and filter up once.
-      if (token !== partition) {
-        partition = token;
-        [journal, known] = await Promise.all([this.#journalOf(token), this.#knownKeys(token)]);
+      if (keyToken !== token) {
+        token = keyToken;
+        partition = this.#ready.get(token);
+        // The partition's first read: its journal is replayed and its keys listed first.
+        if (!partition) return this.#readyPartition(token).then(() => this.load(keys));
       }
       const encoded = encodeKey(key);
-      const journaled = journal!.bodies.get(encoded);
+      const journaled = partition!.journal.bodies.get(encoded);
       if (journaled !== undefined) out.set(keyId(key), journaled);
-      else if (known!.has(encoded)) {
+      else if (partition!.known.has(encoded)) {
         stored.push(encoded);
         ids.push(keyId(key));
       }
     }
+    // Every register read from memory (or known not to exist): no wait.
+    if (stored.length === 0) return out;
     this.stats.bucketReads += stored.length;
-    const registers = await Promise.all(stored.map((encoded) => this.#readRegister(encoded)));
-    registers.forEach((register, i) => {
-      if (register === undefined) return;
-      out.set(ids[i]!, register);
-      this.stats.bucketFound++;
+    return Promise.all(stored.map((encoded) => this.#readRegister(encoded))).then((registers) => {
+      registers.forEach((register, i) => {
+        if (register === undefined) return;
+        out.set(ids[i]!, register);
+        this.stats.bucketFound++;
+      });
+      return out;
     });
-    return out;
   }
 
   async save(entries: readonly { key: readonly (string | number)[]; json: string }[]): Promise<void> {
@@ -339,6 +351,11 @@ export class KvRegisterStore implements RegisterStore {
     if (answer.error) throw new Error(`reading register ${encoded} from bucket ${this.#bucket} failed: ${answer.error.code} ${answer.error.description ?? ''}`);
     // A deleted or purged key's marker has no data: no register.
     return answer.message?.data ? Buffer.from(answer.message.data, 'base64').toString('utf8') : undefined;
+  }
+
+  async #readyPartition(partition: string): Promise<void> {
+    const [journal, known] = await Promise.all([this.#journalOf(partition), this.#knownKeys(partition)]);
+    this.#ready.set(partition, { journal, known });
   }
 
   /** A partition's journal, replayed from the stream the first time the partition is touched. */
