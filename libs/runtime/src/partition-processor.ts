@@ -58,7 +58,18 @@ interface Stateful {
 
 const decoder = new TextDecoder();
 
-function registerKeyOf(derivation: Derivation, event: Event): { values: (string | number)[]; id: string } {
+interface RegisterKey {
+  values: (string | number)[];
+  id: string;
+}
+
+/** An event as validated, with its register key of each stateful derivation (in their order). */
+interface ParsedEvent {
+  event: Event;
+  registerKeys: RegisterKey[];
+}
+
+function registerKeyOf(derivation: Derivation, event: Event): RegisterKey {
   const values = shuffleKeyValues(derivation, event);
   return { values, id: keyId(values) };
 }
@@ -148,19 +159,20 @@ export class PartitionProcessor {
     // publishes were promoted to the old generation (1M bench: the worker's peak RSS 629-646 ->
     // 552-589 MB, at 5M 915 -> 780 MB, for as much CPU); then they are parsed again when applied.
     const events: SourceMessage[] = [];
-    let parsed: Event[] | undefined = [];
+    let parsed: ParsedEvent[] | undefined = [];
     /** Per stateful derivation, the register keys of the transaction's events by id. */
     const keysToRead = this.#stateful.map(() => new Map<string, (string | number)[]>());
     for (const message of fresh) {
       const decoded = this.#decode(message);
       if ('reason' in decoded) deadLetters.push({ message, reason: decoded.reason });
       else {
-        this.#stateful.forEach((s, i) => {
+        const registerKeys = this.#stateful.map((s, i) => {
           const key = registerKeyOf(s.derivation, decoded.event);
           keysToRead[i]!.set(key.id, key.values);
+          return key;
         });
         events.push(message);
-        parsed.push(decoded.event);
+        parsed.push({ event: decoded.event, registerKeys });
       }
     }
     const reads = this.#stateful.map((s, i) => s.cache.prefetch(keysToRead[i]!)).filter((read) => read !== undefined);
@@ -260,16 +272,16 @@ export class PartitionProcessor {
 
   /**
    * Runs the lambdas over the batch into the combiners; register changes are staged, not yet
-   * cached. `parsed`, when given, holds the events of `events` as parsed already.
+   * cached. `parsed`, when given, holds the events of `events` as parsed already, with their keys.
    */
-  #apply(events: readonly SourceMessage[], parsed: readonly Event[] | undefined) {
+  #apply(events: readonly SourceMessage[], parsed: readonly ParsedEvent[] | undefined) {
     const staged = new Map<Derivation, Map<string, { key: (string | number)[]; register: StoredRegister }>>(
       this.#stateful.map((s) => [s.derivation, new Map()]),
     );
     for (let i = 0; i < events.length; i++) {
       const message = events[i]!;
       const { seq } = message;
-      const event = parsed?.[i] ?? parseValidated(message);
+      const event = parsed?.[i]!.event ?? parseValidated(message);
       for (const derivation of this.#options.derivations) {
         try {
           const combiner = this.#combiners.get(derivation)!;
@@ -278,7 +290,7 @@ export class PartitionProcessor {
             continue;
           }
           const index = this.#statefulIndex.get(derivation)!;
-          const { values: key, id } = registerKeyOf(derivation, event);
+          const { values: key, id } = parsed?.[i]!.registerKeys[index] ?? registerKeyOf(derivation, event);
           const changes = staged.get(derivation)!;
           const current = changes.get(id)?.register ?? this.#stateful[index]!.cache.get(id);
           // Already reflected: this event's outputs were published before its register was written.

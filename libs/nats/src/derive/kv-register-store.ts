@@ -167,13 +167,13 @@ export class KvRegisterStore implements RegisterStore {
     const out = new Map<string, string>();
     const stored: string[] = [];
     const ids: string[] = [];
-    let token: string | undefined;
+    let first: string | number | undefined;
     let partition: ReadyPartition | undefined;
     for (const key of keys) {
-      const keyToken = encodeKeyToken(key[0]!);
       // A transaction's keys share one partition: look its journal and filter up once.
-      if (keyToken !== token) {
-        token = keyToken;
+      if (key[0] !== first) {
+        first = key[0]!;
+        const token = encodeKeyToken(first);
         partition = this.#ready.get(token);
         // The partition's first read: its journal is replayed and its keys listed first.
         if (!partition) return this.#readyPartition(token).then(() => this.load(keys));
