@@ -41,12 +41,10 @@ class StoredKeys {
     this.#filter = new BloomFilter(log2Bits);
   }
 
-  mayHold(id: string): boolean {
-    return !this.#read || this.#filter.has(id);
-  }
-
-  add(id: string): void {
-    this.#filter.add(id);
+  /** Adds a key the table is about to hold; returns whether it may have held it already. */
+  add(id: string): boolean {
+    const added = this.#filter.add(id);
+    return !this.#read || added;
   }
 
   markRead(): void {
@@ -243,9 +241,9 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
     if (!this.#storedKeys) return documents.map(rowOf);
     const keys = documents.map(keyOf);
     const ids = keys.map(keyId);
-    const stored = await this.#load(session, keys.filter((_, i) => this.#storedKeys!.mayHold(ids[i]!)));
-    // Before the write lands: a transaction that fails may still have committed.
-    for (const id of ids) this.#storedKeys.add(id);
+    // Added before the write: a transaction that fails may still have committed.
+    const mayHold = ids.map((id) => this.#storedKeys!.add(id));
+    const stored = await this.#load(session, keys.filter((_, i) => mayHold[i]));
     return documents.map((document, i) => rowOf(this.#reduce(stored.get(ids[i]!), document)));
   }
 

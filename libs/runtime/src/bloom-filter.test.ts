@@ -12,3 +12,11 @@ test('bloom filter - every added key is found; few others are, in fixed memory',
   // 50K keys in 2^20 bits with 6 hashes: ~0.2% expected.
   assert.ok(falsePositives < 250, `${falsePositives} false positives`);
 });
+
+test('bloom filter - add says whether the key may have been added before', () => {
+  const filter = new BloomFilter(20, 6);
+  assert.equal(filter.add('7.seg.usr-1'), false);
+  assert.equal(filter.add('7.seg.usr-1'), true);
+  assert.equal(filter.add('7.seg.usr-2'), false);
+  assert.ok(filter.has('7.seg.usr-2'));
+});

@@ -8,6 +8,8 @@ export class BloomFilter {
   readonly #bits: Uint32Array;
   readonly #mask: number;
   readonly #hashes: number;
+  #h1 = 0;
+  #h2 = 0;
 
   /** `log2Bits` sizes it (23 → 2^23 bits = 1 MiB); `hashes` per key. */
   constructor(log2Bits = 23, hashes = 6) {
@@ -17,19 +19,32 @@ export class BloomFilter {
     this.#hashes = hashes;
   }
 
-  add(key: string): void {
-    this.#positions(key, (bit) => {
-      this.#bits[bit >>> 5]! |= 1 << (bit & 31);
-      return true;
-    });
+  /** Adds a key; returns whether it may have been added before (every one of its bits was set already). */
+  add(key: string): boolean {
+    this.#hash(key);
+    let present = true;
+    for (let i = 0; i < this.#hashes; i++) {
+      const bit = this.#bit(i);
+      const flag = 1 << (bit & 31);
+      if ((this.#bits[bit >>> 5]! & flag) === 0) {
+        present = false;
+        this.#bits[bit >>> 5]! |= flag;
+      }
+    }
+    return present;
   }
 
   has(key: string): boolean {
-    return this.#positions(key, (bit) => (this.#bits[bit >>> 5]! & (1 << (bit & 31))) !== 0);
+    this.#hash(key);
+    for (let i = 0; i < this.#hashes; i++) {
+      const bit = this.#bit(i);
+      if ((this.#bits[bit >>> 5]! & (1 << (bit & 31))) === 0) return false;
+    }
+    return true;
   }
 
-  /** Visits the key's bit positions (double hashing of two FNV-1a variants) while `visit` says go on. */
-  #positions(key: string, visit: (bit: number) => boolean): boolean {
+  /** Two FNV-1a variants of the key, for double hashing (kept in fields: no pair allocated per key). */
+  #hash(key: string): void {
     let h1 = 0x811c9dc5;
     let h2 = 0x01000193;
     for (let i = 0; i < key.length; i++) {
@@ -37,10 +52,12 @@ export class BloomFilter {
       h1 = Math.imul(h1 ^ c, 0x01000193);
       h2 = Math.imul(h2 ^ c, 0x5bd1e995) ^ (h2 >>> 15);
     }
-    h2 |= 1;
-    for (let i = 0; i < this.#hashes; i++) {
-      if (!visit(((h1 + Math.imul(i, h2)) >>> 0) & this.#mask)) return false;
-    }
-    return true;
+    this.#h1 = h1;
+    this.#h2 = h2 | 1;
+  }
+
+  /** The key's `i`th bit position, of the last key hashed. */
+  #bit(i: number): number {
+    return ((this.#h1 + Math.imul(i, this.#h2)) >>> 0) & this.#mask;
   }
 }
