@@ -18,8 +18,8 @@ export const stageRowsAtLeast = 1_000;
 export interface ProjectionStoreOptions {
   logger?: Logger;
   /**
-   * Sizes the filter of the keys the table holds (2^n bits; default 26, 8 MiB: ~0.2% false
-   * "maybe"s at 4.6M keys, the memberships of 10M bench events; each costs one row looked up).
+   * Sizes the filter of the keys the table holds (2^n bits; default 26, 8 MiB: ~0.15% false
+   * "maybe"s at 4.6M keys, the memberships of 10M bench events; each costs one key looked up).
    */
   storedKeysLog2Bits?: number;
   /** Keys read from the table a query at a time when this store takes it over (default 50,000). */
@@ -29,9 +29,9 @@ export interface ProjectionStoreOptions {
 /**
  * The keys a table may hold: every key it holds, and a few more. A key it cannot hold has no
  * stored document to load: at 1M bench events two thirds of the memberships a projector wrote
- * were new, and loading stored rows was ~37% of Postgres's work per membership (probe), all of it
- * spent on index lookups that found nothing. Until the table's keys are read (at the takeover,
- * in the background) every key may be held.
+ * were new, and loading the stored rows of every key was ~37% of Postgres's work per membership
+ * written (probe). Until the table's keys are read (at the takeover, in the background) every key
+ * may be held.
  */
 class StoredKeys {
   readonly #filter: BloomFilter;
