@@ -2,10 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import { FencedError, type ProjectionPosition } from '@segment/runtime';
-import { PostgresProjectionStore, analyzeStaleTables, membershipsProjection, migrate, readCollection, reportingRole, segmentMembers, stageRowsAtLeast, togglesProjection, userProfile } from '@segment/postgres';
+import { PostgresProjectionStore, analyzeStaleTables, type SegmentDatabase, membershipsProjection, migrate, readCollection, reportingRole, segmentMembers, stageRowsAtLeast, togglesProjection, userProfile } from '@segment/postgres';
 import { reductionOf } from '@segment/reduce';
 import { replay } from '@segment/segment';
 import type { Event, Membership } from '@segment/model';
+import type { Logger } from '@segment/telemetry';
 import { generateEvents } from './support/pipeline.ts';
 import { testDatabase } from './support/postgres.ts';
 import { randomNamespace } from './support/streams.ts';
@@ -90,6 +91,47 @@ test('postgres - a projector that takes a table over reads its keys (in pages): 
   for (const { documents, position } of batches.slice(4)) await second.commit(documents, position);
   assert.deepEqual(await readCollection(database, 'segment/memberships'), expected.memberships);
   await assert.rejects(first.commit([], batches.at(-1)!.position), FencedError);
+});
+
+test('postgres - a failed read of the stored keys leaves every key looked up, and the next commit reads them again', async (t) => {
+  const { database, cleanup } = await testDatabase(randomNamespace('pg'));
+  t.after(cleanup);
+  const events = generateEvents(4_000);
+  const expected = replay(events);
+  const batches = membershipBatches(events, 1_000);
+  const first = new PostgresProjectionStore(database, membershipsProjection, 'project_memberships');
+  await first.acquire();
+  for (const { documents, position } of batches.slice(0, 2)) await first.commit(documents, position);
+  // The takeover's first page of keys fails, as a dropped connection would make it.
+  let keyPagesFailed = 0;
+  const failingFirstKeyPage: SegmentDatabase = {
+    ...database,
+    bulkTransaction: (work, setup) =>
+      database.bulkTransaction(
+        (session) =>
+          work({
+            ...session,
+            query: (text, parameters) => {
+              if (/ORDER BY/.test(text) && keyPagesFailed++ === 0) return Promise.reject(new Error('connection terminated'));
+              return session.query(text, parameters);
+            },
+          }),
+        setup,
+      ),
+  };
+  const warnings: string[] = [];
+  const logger = { info: () => undefined, warn: (_: unknown, message: string) => warnings.push(message) } as unknown as Logger;
+  const second = new PostgresProjectionStore(failingFirstKeyPage, membershipsProjection, 'project_memberships', { logger });
+  await second.acquire();
+  await second.storedKeysRead;
+  assert.equal(keyPagesFailed, 1);
+  assert.match(warnings.join('\n'), /reading the stored keys failed/);
+  // Every key is looked up meanwhile; this commit starts the read again.
+  await second.commit(batches[2]!.documents, batches[2]!.position);
+  await second.storedKeysRead;
+  assert.equal(keyPagesFailed, 2);
+  await second.commit(batches[3]!.documents, batches[3]!.position);
+  assert.deepEqual(await readCollection(database, 'segment/memberships'), expected.memberships);
 });
 
 test('postgres - a projector that lost its lease cannot commit (fenced)', async (t) => {
