@@ -75,14 +75,7 @@ test('postgres - projection commits load, reduce and upsert; views give exactly 
 });
 
 test('postgres - a projector that takes a table over reads its keys (in pages): held keys reduce into their stored documents, before and after the read', async (t) => {
-  const { database, cleanup } = await testDatabase(randomNamespace('pg'));
-  t.after(cleanup);
-  const events = generateEvents(6_000);
-  const expected = replay(events);
-  const batches = membershipBatches(events, 1_000);
-  const first = new PostgresProjectionStore(database, membershipsProjection, 'project_memberships');
-  await first.acquire();
-  for (const { documents, position } of batches.slice(0, 3)) await first.commit(documents, position);
+  const { database, expected, batches, first } = await tableWrittenByAFirstProjector(t, 6_000, 3);
   const second = new PostgresProjectionStore(database, membershipsProjection, 'project_memberships', { storedKeysPageSize: 97 });
   await second.acquire();
   // The first commit races the read of the stored keys; the others follow it.
@@ -94,14 +87,7 @@ test('postgres - a projector that takes a table over reads its keys (in pages): 
 });
 
 test('postgres - a failed read of the stored keys leaves every key looked up, and the next commit reads them again', async (t) => {
-  const { database, cleanup } = await testDatabase(randomNamespace('pg'));
-  t.after(cleanup);
-  const events = generateEvents(4_000);
-  const expected = replay(events);
-  const batches = membershipBatches(events, 1_000);
-  const first = new PostgresProjectionStore(database, membershipsProjection, 'project_memberships');
-  await first.acquire();
-  for (const { documents, position } of batches.slice(0, 2)) await first.commit(documents, position);
+  const { database, expected, batches } = await tableWrittenByAFirstProjector(t, 4_000, 2);
   // The takeover's first page of keys fails, as a dropped connection would make it.
   let keyPagesFailed = 0;
   const failingFirstKeyPage: SegmentDatabase = {
@@ -215,4 +201,16 @@ function membershipBatches(events: readonly Event[], size: number): { documents:
     batches.push({ documents: [...batch.values()], position: { streamSeq: i + 1, checkpoints: new Map([[1, i + 1]]) } });
   }
   return batches;
+}
+
+/** The memberships of `events` events in batches of 1,000, the first `held` of them written by a projector that another is about to take over from. */
+async function tableWrittenByAFirstProjector(t: { after(fn: () => Promise<void>): void }, events: number, held: number) {
+  const { database, cleanup } = await testDatabase(randomNamespace('pg'));
+  t.after(cleanup);
+  const generated = generateEvents(events);
+  const batches = membershipBatches(generated, 1_000);
+  const first = new PostgresProjectionStore(database, membershipsProjection, 'project_memberships');
+  await first.acquire();
+  for (const { documents, position } of batches.slice(0, held)) await first.commit(documents, position);
+  return { database, expected: replay(generated), batches, first };
 }
