@@ -6,7 +6,7 @@ import { BloomFilter, defaultRegisterMemory, keyId, type RegisterStore } from '@
 import { encodeKey, encodeKeyToken } from '../kv-keys.ts';
 import type { PipelinedPublisher } from '../publisher.ts';
 import { kvStreamPrefix } from '../provision.ts';
-import { readStreamPages } from '../read-stream.ts';
+import { lastPerSubject, readStreamPages } from '../read-stream.ts';
 
 /** Registers larger than this are written with an ack each; the fence below never has to vouch for a size rejection. */
 const unackedMaxBytes = 64 * 1024;
@@ -393,7 +393,11 @@ export class KvRegisterStore implements RegisterStore {
     if (!known) {
       known = (async () => {
         const filter = new BloomFilter();
-        for await (const key of await this.#kv.keys(`${partition}.>`)) filter.add(key);
+        for await (const message of lastPerSubject(this.#nc, kvStreamPrefix + this.#bucket, `${this.#keySubject}${partition}.>`)) {
+          // A deleted or purged key's last message is its marker: no register.
+          const operation = message.headers?.get('KV-Operation');
+          if (operation !== 'DEL' && operation !== 'PURGE') filter.add(message.subject.slice(this.#keySubject.length));
+        }
         return filter;
       })();
       this.#known.set(partition, known);
