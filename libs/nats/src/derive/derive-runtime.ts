@@ -72,7 +72,7 @@ export async function createDeriveRuntime(nc: NatsConnection, options: DeriveRun
   for (const derivation of derivations.filter((d) => d.register)) {
     const bucket = bucketOf(names, derivation);
     const journal = { stream: names.registerJournal.stream, subject: (partition: string) => names.registerJournal.subject(bucket, partition) };
-    registerStores.set(derivation.name, new KvRegisterStore({ nc, kv: await kvm.open(bucket), bucket, publisher, moves, reads, logger, journal, journalBytes: options.registerMemory?.journalBytes }));
+    registerStores.set(derivation.name, new KvRegisterStore({ nc, bucket, publisher, moves, reads, logger, journal, journalBytes: options.registerMemory?.journalBytes }));
     writtenRegisters.set(derivation.name, new WrittenRegisters(options.registerMemory?.cacheEntries ?? defaultRegisterMemory.cacheEntries));
   }
   const output = new StreamOutputSink(names, publisher);

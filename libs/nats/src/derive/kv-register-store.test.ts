@@ -39,7 +39,7 @@ async function fixture(journalBytes?: number) {
   const kv = await new Kvm(nc).open(bucket);
   const journal = { stream: names.registerJournal.stream, subject: (partition: string) => names.registerJournal.subject(bucket, partition) };
   const open = (connections: { moves?: { nc: NatsConnection; publisher: PipelinedPublisher }; reads?: PipelinedPublisher } = {}) =>
-    new KvRegisterStore({ nc, kv, bucket, publisher, ...connections, logger: pino({ level: 'silent' }), journal, journalBytes });
+    new KvRegisterStore({ nc, bucket, publisher, ...connections, logger: pino({ level: 'silent' }), journal, journalBytes });
   const journalMessages = async (partition: string) => {
     const info = await (await jetstreamManager(nc)).streams.info(journal.stream, { subjects_filter: journal.subject(partition) });
     return info.state.subjects?.[journal.subject(partition)] ?? 0;

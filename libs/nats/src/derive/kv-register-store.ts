@@ -1,5 +1,4 @@
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@segment/telemetry';
 import { BloomFilter, defaultRegisterMemory, keyId, type RegisterStore } from '@segment/runtime';
@@ -30,7 +29,6 @@ const moveSliceSize = 1_000;
 
 export interface KvRegisterStoreOptions {
   nc: NatsConnection;
-  kv: KV;
   bucket: string;
   publisher: PipelinedPublisher;
   /**
@@ -115,7 +113,6 @@ interface PartitionJournal {
  */
 export class KvRegisterStore implements RegisterStore {
   readonly #nc: NatsConnection;
-  readonly #kv: KV;
   readonly #bucket: string;
   /** `$KV.<bucket>.`: a key's subject is this and the encoded key. */
   readonly #keySubject: string;
@@ -144,7 +141,6 @@ export class KvRegisterStore implements RegisterStore {
 
   constructor(options: KvRegisterStoreOptions) {
     this.#nc = options.nc;
-    this.#kv = options.kv;
     this.#bucket = options.bucket;
     this.#keySubject = `$KV.${options.bucket}.`;
     this.#directGet = `$JS.API.DIRECT.GET.${kvStreamPrefix}${options.bucket}.${this.#keySubject}`;
