@@ -15,6 +15,14 @@ export interface ReadStreamOptions {
   subject?: string;
   /** From this stream sequence on (default: the first message). */
   fromSeq?: number;
+  /**
+   * Only the last message of each subject, headers only (a KV bucket's keys, say). nats.js's
+   * `kv.keys()` takes an idle heartbeat for the end of the list, and a client busy enough to answer
+   * the server's flow control late gets one mid-list: a restarted derivation worker then took
+   * registers stored in the bucket for absent ones (whole partitions of them, in about one 3-node
+   * cluster test in twenty). Read here, a list that stops short fails instead.
+   */
+  lastPerSubject?: boolean;
 }
 
 /**
@@ -23,12 +31,13 @@ export interface ReadStreamOptions {
  * Read with an ordered consumer, deleted at the end.
  */
 export async function* readStreamPages(nc: NatsConnection, stream: string, options: ReadStreamOptions): AsyncGenerator<JsMsg[]> {
-  const { pageSize, subject, fromSeq } = options;
+  const { pageSize, subject, fromSeq, lastPerSubject } = options;
   const lastSeq = await lastSequence(nc, stream, subject);
   if (lastSeq === 0 || (fromSeq ?? 0) > lastSeq) return;
   const consumerOptions: Partial<OrderedConsumerOptions> = {
     ...(subject === undefined ? {} : { filter_subjects: subject }),
     ...(fromSeq === undefined ? {} : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq }),
+    ...(lastPerSubject ? { deliver_policy: DeliverPolicy.LastPerSubject, headers_only: true } : {}),
   };
   const consumer = await jetstream(nc).consumers.get(stream, consumerOptions);
   try {
@@ -76,28 +85,3 @@ export async function readStream(nc: NatsConnection, stream: string): Promise<St
   return out;
 }
 
-/**
- * The last message of every subject under `filter` that has one (a KV bucket's keys, say),
- * headers only, read with an ordered consumer until the server says none is pending. nats.js's
- * `kv.keys()` takes an idle heartbeat for the end of the list, and a client busy enough to answer
- * the server's flow control late gets one mid-list: a restarted derivation worker then took
- * registers stored in the bucket for absent ones (whole partitions of them, in about one 3-node
- * cluster test in twenty). A list that stops short fails instead.
- */
-export async function* lastPerSubject(nc: NatsConnection, stream: string, filter: string, pageSize = 1_000): AsyncGenerator<JsMsg> {
-  const consumer = await jetstream(nc).consumers.get(stream, { filter_subjects: filter, deliver_policy: DeliverPolicy.LastPerSubject, headers_only: true });
-  try {
-    if ((await consumer.info(true)).num_pending === 0) return;
-    for (;;) {
-      let received = 0;
-      for await (const message of await consumer.fetch({ max_messages: pageSize, expires: 2_000 })) {
-        received++;
-        yield message;
-        if (message.info.pending === 0) return;
-      }
-      if (received === 0) throw new Error(`listing the subjects of stream ${stream} (${filter}) stopped short: nothing arrived within 2 s; try again`);
-    }
-  } finally {
-    await consumer.delete().catch(() => undefined);
-  }
-}

@@ -5,7 +5,7 @@ import { BloomFilter, defaultRegisterMemory, keyId, type RegisterStore } from '@
 import { encodeKey, encodeKeyToken } from '../kv-keys.ts';
 import type { PipelinedPublisher } from '../publisher.ts';
 import { kvStreamPrefix } from '../provision.ts';
-import { lastPerSubject, readStreamPages } from '../read-stream.ts';
+import { readStreamPages } from '../read-stream.ts';
 
 /** Registers larger than this are written with an ack each; the fence below never has to vouch for a size rejection. */
 const unackedMaxBytes = 64 * 1024;
@@ -389,10 +389,13 @@ export class KvRegisterStore implements RegisterStore {
     if (!known) {
       known = (async () => {
         const filter = new BloomFilter();
-        for await (const message of lastPerSubject(this.#nc, kvStreamPrefix + this.#bucket, `${this.#keySubject}${partition}.>`)) {
-          // A deleted or purged key's last message is its marker: no register.
-          const operation = message.headers?.get('KV-Operation');
-          if (operation !== 'DEL' && operation !== 'PURGE') filter.add(message.subject.slice(this.#keySubject.length));
+        const keys = { pageSize: 1_000, subject: `${this.#keySubject}${partition}.>`, lastPerSubject: true };
+        for await (const page of readStreamPages(this.#nc, kvStreamPrefix + this.#bucket, keys)) {
+          for (const message of page) {
+            // A deleted or purged key's last message is its marker: no register.
+            const operation = message.headers?.get('KV-Operation');
+            if (operation !== 'DEL' && operation !== 'PURGE') filter.add(message.subject.slice(this.#keySubject.length));
+          }
         }
         return filter;
       })();
