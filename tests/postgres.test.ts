@@ -120,6 +120,28 @@ test('postgres - a failed read of the stored keys leaves every key looked up, an
   assert.deepEqual(await readCollection(database, 'segment/memberships'), expected.memberships);
 });
 
+test('postgres - a row written behind the projector (its key taken for new) makes it redo the commit with every key looked up', async (t) => {
+  const { database, expected, batches } = await tableWrittenByAFirstProjector(t, 4_000, 2);
+  const warnings: string[] = [];
+  const logger = { info: () => undefined, warn: (_: unknown, message: string) => warnings.push(message) } as unknown as Logger;
+  const second = new PostgresProjectionStore(database, membershipsProjection, 'project_memberships', { logger });
+  await second.acquire();
+  await second.storedKeysRead;
+  // A key of the next batch that the table did not hold at the takeover, written by something else.
+  const stored = new Set((await readCollection(database, 'segment/memberships')).map((m) => JSON.stringify(membershipsProjection.keyOf(m as Membership))));
+  const behind = batches[2]!.documents.find((m) => !stored.has(JSON.stringify(membershipsProjection.keyOf(m))))!;
+  const early: Membership = { segment: behind.segment, user: behind.user, first: '1999-01-01T00:00:00Z', last: '1999-01-01T00:00:00Z', member: true, value: 'from elsewhere' };
+  const s = sql.id(database.schema);
+  await sql`INSERT INTO ${s}.segment_membership_rows (vendor, segment_name, "user", first, last, member, value, first_at, last_at)
+            VALUES (${early.segment.vendor}, ${early.segment.name}, ${early.user}, ${early.first}, ${early.last}, true, ${early.value}, ${early.first}, ${early.last})`.execute(database.db);
+  for (const { documents, position } of batches.slice(2)) await second.commit(documents, position);
+  assert.match(warnings.join('\n'), /a key taken for new was already stored/);
+  const key = JSON.stringify(membershipsProjection.keyOf(behind));
+  const reduce = reductionOf('membership');
+  const want = expected.memberships.map((m) => (JSON.stringify(membershipsProjection.keyOf(m)) === key ? reduce(early, m) : m));
+  assert.deepEqual(await readCollection(database, 'segment/memberships'), want);
+});
+
 test('postgres - a projector that lost its lease cannot commit (fenced)', async (t) => {
   const { database, cleanup } = await testDatabase(randomNamespace('pg'));
   t.after(cleanup);
@@ -137,7 +159,7 @@ test('postgres - a projector that lost its lease cannot commit (fenced)', async 
   assert.deepEqual(await readCollection(database, 'segment/toggles'), expected.toggles);
 });
 
-test('postgres - any text survives both bulk paths (arrays in the statement, COPY into staging): tabs, newlines, backslashes, quotes, \\N, emoji', async (t) => {
+test('postgres - any text survives every bulk path (new and held keys; arrays in the statement, COPY into staging): tabs, newlines, backslashes, quotes, \\N, emoji', async (t) => {
   const { database, cleanup } = await testDatabase(randomNamespace('pg'));
   t.after(cleanup);
   const odd = ['tab\there', 'new\nline', 'back\\slash', '\\N', 'quote"\'', 'cr\rlf', '\u{1F600} é', ''];
@@ -157,11 +179,16 @@ test('postgres - any text survives both bulk paths (arrays in the statement, COP
   await store.acquire();
   await store.commit(inline, { streamSeq: 1, checkpoints: new Map([[1, 1]]) });
   await store.commit([...staged, ...filler], { streamSeq: 2, checkpoints: new Map([[1, 2]]) });
-  const stored = await database.db.selectFrom('segment_memberships').select(['user', 'segment_name', 'value', 'document']).where('vendor', '<', 1000).orderBy('vendor').execute();
+  const stored = async () => await database.db.selectFrom('segment_memberships').select(['user', 'segment_name', 'value', 'document']).where('vendor', '<', 1000).orderBy('vendor').execute();
   const expected = [...inline, ...staged];
-  assert.deepEqual(stored.map((r) => r.document), expected);
-  assert.deepEqual(stored.map((r) => [r.user, r.segment_name, r.value]), expected.map((m) => [m.user, m.segment.name, m.value]));
+  assert.deepEqual((await stored()).map((r) => r.document), expected);
+  assert.deepEqual((await stored()).map((r) => [r.user, r.segment_name, r.value]), expected.map((m) => [m.user, m.segment.name, m.value]));
   assert.equal((await database.db.selectFrom('segment_memberships').select((eb) => eb.fn.countAll<number>().as('n')).where('vendor', '=', 1000).executeTakeFirstOrThrow()).n, stageRowsAtLeast);
+  // The same keys again: now held, they are merged into their stored rows (an absent value keeps the stored one).
+  const removed = (m: Membership): Membership => ({ segment: m.segment, user: m.user, last: '2021-01-03T00:00:00Z', member: false });
+  await store.commit(inline.map(removed), { streamSeq: 3, checkpoints: new Map([[1, 3]]) });
+  await store.commit([...staged, ...filler].map(removed), { streamSeq: 4, checkpoints: new Map([[1, 4]]) });
+  assert.deepEqual((await stored()).map((r) => r.document), expected.map((m) => ({ ...m, last: '2021-01-03T00:00:00Z', member: false })));
 });
 
 test('postgres - tables changed since their last analyze are analyzed (autovacuum may be off) on a small sample, then left alone', async (t) => {

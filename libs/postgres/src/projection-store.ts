@@ -74,8 +74,10 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
   readonly #tables: { target: string; leases: string; checkpoints: string };
   readonly #stageTable: string;
   /**
-   * The commit's statement: with no rows, with the rows staged, with the rows as arrays. It merges
-   * them only while `lease` (its fence) holds.
+   * The commit's statement: with no rows, with the rows staged, with the rows as arrays. It writes
+   * them only while `lease` (its fence) holds: rows of keys the table does not hold with a plain
+   * INSERT, the others with INSERT ... ON CONFLICT DO UPDATE, whose speculative insertion made a
+   * new row ~20% dearer for Postgres (probe: 300,000 new rows into a 1M-row table, 6.4 s against 5.0–5.4 s).
    */
   readonly #statements: { commitEmpty: string; commitStaged: string; commitInline: string };
   readonly #loadStored: string;
@@ -108,9 +110,10 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
       .filter((c) => !keyColumns.some((k) => k.name === c.name))
       .map((c) => `${quoteIdent(c.name)} = excluded.${quoteIdent(c.name)}`)
       .join(', ');
-    const merge = (source: string) =>
-      `, merged AS (INSERT INTO ${this.#tables.target} (${names}) SELECT ${names} FROM ${source} WHERE EXISTS (SELECT FROM lease) ` +
-      `ON CONFLICT (${keyNames}) DO UPDATE SET ${updates})`;
+    const insert = ([source, where]: readonly [string, string]) =>
+      `INSERT INTO ${this.#tables.target} (${names}) SELECT ${names} FROM ${source} WHERE ${where} AND EXISTS (SELECT FROM lease)`;
+    const write = (newRows: readonly [string, string], heldRows: readonly [string, string]) =>
+      `, inserted AS (${insert(newRows)}), merged AS (${insert(heldRows)} ON CONFLICT (${keyNames}) DO UPDATE SET ${updates})`;
     const commit = (merged: string) =>
       `WITH lease AS (
          UPDATE ${this.#tables.leases} SET stream_seq = $3, updated_at = now() WHERE projector = $1 AND owner = $2 RETURNING 1
@@ -120,8 +123,12 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
          ON CONFLICT (projector, partition) DO UPDATE SET source_seq = excluded.source_seq
        )
        SELECT count(*)::int AS held FROM lease`;
-    const inline = `unnest(${arrayParameters(columns, 6)}) AS s(${names})`;
-    this.#statements = { commitEmpty: commit(''), commitStaged: commit(merge(this.#stageTable)), commitInline: commit(merge(inline)) };
+    const inline = (first: number) => [`unnest(${arrayParameters(columns, first)}) AS s(${names})`, 'true'] as const;
+    this.#statements = {
+      commitEmpty: commit(''),
+      commitStaged: commit(write([this.#stageTable, 'NOT held'], [this.#stageTable, 'held'])),
+      commitInline: commit(write(inline(6), inline(6 + columns.length))),
+    };
     this.#loadStored = `SELECT ${projection.documentColumns.map((c) => `t.${quoteIdent(c)}`).join(', ')} FROM ${this.#tables.target} t JOIN unnest(${arrayParameters(keyColumns, 1)}) AS k(${keyNames}) USING (${keyNames})`;
     const size = options.storedKeysPageSize ?? 50_000;
     if (!(Number.isInteger(size) && size >= 1)) throw new RangeError(`storedKeysPageSize must be an integer >= 1, got ${size}`);
@@ -202,49 +209,72 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
     // Four round trips (six when the rows are staged): BEGIN with the session settings, load the
     // stored documents (none for a last-write-wins collection), [create the staging table, COPY
     // the rows into it,] one statement that moves the lease (only while this instance holds it:
-    // that is the fence), merges the rows and stores the checkpoints, then COMMIT.
+    // that is the fence), writes the rows and stores the checkpoints, then COMMIT.
     // The checkpoint commits with the rows: if Postgres loses this transaction in a crash, it
     // loses both, and the projector replays it from NATS. So the commit need not wait for the WAL.
     if (this.#acquired) this.#storedKeysRead ??= this.#readStoredKeys();
+    try {
+      await this.#write(documents, position, true);
+    } catch (error) {
+      // Only a row written behind this projector's back (it is the table's single writer) makes a
+      // key it took for new a duplicate: redo the commit looking every key up.
+      if ((error as { code?: unknown }).code !== uniqueViolation) throw error;
+      this.#logger?.warn({ err: error }, 'a key taken for new was already stored (written by something else); the commit is redone with every key looked up');
+      await this.#write(documents, position, false);
+    }
+    this.#position = position;
+  }
+
+  async #write(documents: readonly D[], position: ProjectionPosition, trustStoredKeys: boolean): Promise<void> {
     await this.#database.bulkTransaction(
       async (session) => {
-        const rows = documents.length > 0 ? await this.#rows(session, documents) : [];
-        const copyRows = rows.length >= stageRowsAtLeast ? session.copyRows : undefined;
+        const rows = documents.length > 0 ? await this.#rows(session, documents, trustStoredKeys) : { new: [], held: [] };
+        const count = rows.new.length + rows.held.length;
+        const copyRows = count >= stageRowsAtLeast ? session.copyRows : undefined;
         const staged = copyRows !== undefined;
         if (staged) {
           // Only a transaction that stages touches the staging table (see stageRowsAtLeast).
-          await session.query(`CREATE TEMP TABLE IF NOT EXISTS ${this.#stageTable} (LIKE ${this.#tables.target}) ON COMMIT DELETE ROWS`);
-          await copyRows(this.#stageTable, rows);
+          await session.query(`CREATE TEMP TABLE IF NOT EXISTS ${this.#stageTable} (LIKE ${this.#tables.target}, held boolean NOT NULL) ON COMMIT DELETE ROWS`);
+          await copyRows(this.#stageTable, [...rows.new.map((row) => [...row, false]), ...rows.held.map((row) => [...row, true])]);
         }
         const partitions = [...position.checkpoints.keys()];
+        const columnArrays = (of: unknown[][]) => this.#projection.columns.map((_, i) => of.map((row) => row[i]));
         const [result] = await session.query<{ held: number }>(
-          rows.length === 0 ? this.#statements.commitEmpty : staged ? this.#statements.commitStaged : this.#statements.commitInline,
+          count === 0 ? this.#statements.commitEmpty : staged ? this.#statements.commitStaged : this.#statements.commitInline,
           [
             this.#name,
             this.#owner,
             position.streamSeq,
             partitions,
             partitions.map((p) => position.checkpoints.get(p)),
-            ...(rows.length > 0 && !staged ? this.#projection.columns.map((_, i) => rows.map((row) => row[i])) : []),
+            ...(count > 0 && !staged ? [...columnArrays(rows.new), ...columnArrays(rows.held)] : []),
           ],
         );
         if (result?.held !== 1) throw new FencedError(`projector ${this.#name} was taken over by another instance`);
       },
       'SET LOCAL synchronous_commit = off',
     );
-    this.#position = position;
   }
 
-  /** Loads the stored documents of the batch's keys and reduces the batch into them: the rows to write. */
-  async #rows(session: BulkSession, documents: readonly D[]): Promise<unknown[][]> {
+  /**
+   * Loads the stored documents of the batch's keys and reduces the batch into them: the rows to
+   * write, split into those of keys the table does not hold (new) and the others (held, or not
+   * known: a last-write-wins collection loads nothing).
+   */
+  async #rows(session: BulkSession, documents: readonly D[], trustStoredKeys: boolean): Promise<{ new: unknown[][]; held: unknown[][] }> {
     const { keyOf, rowOf } = this.#projection;
-    if (!this.#storedKeys) return documents.map(rowOf);
+    if (!this.#storedKeys) return { new: [], held: documents.map(rowOf) };
     const keys = documents.map(keyOf);
     const ids = keys.map(keyId);
     // Added before the write: a transaction that fails may still have committed.
-    const mayHold = ids.map((id) => this.#storedKeys!.add(id));
+    const mayHold = ids.map((id) => this.#storedKeys!.add(id) || !trustStoredKeys);
     const stored = await this.#load(session, keys.filter((_, i) => mayHold[i]));
-    return documents.map((document, i) => rowOf(this.#reduce(stored.get(ids[i]!), document)));
+    const rows: { new: unknown[][]; held: unknown[][] } = { new: [], held: [] };
+    documents.forEach((document, i) => {
+      const held = stored.get(ids[i]!);
+      (held === undefined ? rows.new : rows.held).push(rowOf(this.#reduce(held, document)));
+    });
+    return rows;
   }
 
   /** The stored documents of these keys, by key id. */
@@ -258,6 +288,9 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
     }));
   }
 }
+
+/** SQLSTATE unique_violation. */
+const uniqueViolation = '23505';
 
 function samePosition(a: ProjectionPosition, b: ProjectionPosition): boolean {
   return a.streamSeq === b.streamSeq && a.checkpoints.size === b.checkpoints.size && [...a.checkpoints].every(([partition, seq]) => b.checkpoints.get(partition) === seq);
