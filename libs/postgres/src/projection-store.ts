@@ -235,7 +235,10 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
         if (staged) {
           // Only a transaction that stages touches the staging table (see stageRowsAtLeast).
           await session.query(`CREATE TEMP TABLE IF NOT EXISTS ${this.#stageTable} (LIKE ${this.#tables.target}, held boolean NOT NULL) ON COMMIT DELETE ROWS`);
-          await copyRows(this.#stageTable, [...rows.new.map((row) => [...row, false]), ...rows.held.map((row) => [...row, true])]);
+          // The rows are this commit's own arrays: the staging table's `held` column goes on their end.
+          for (const row of rows.new) row.push(false);
+          for (const row of rows.held) row.push(true);
+          await copyRows(this.#stageTable, [...rows.new, ...rows.held]);
         }
         const partitions = [...position.checkpoints.keys()];
         const columnArrays = (of: unknown[][]) => this.#projection.columns.map((_, i) => of.map((row) => row[i]));
