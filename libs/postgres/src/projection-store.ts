@@ -55,7 +55,7 @@ class StoredKeys {
 /**
  * A projection's table in Postgres. Each commit is one transaction: load the stored documents of
  * the batch's keys, reduce the batch into them with the schema's reduction, then move the lease
- * (fencing), merge the rows and store the position in one statement.
+ * (fencing), write the rows and store the position in one statement.
  *
  * An instance takes the projection over once, at its first `acquire`; later calls only re-read the
  * position while it still holds the lease, and are fenced otherwise. A projector re-reads after a
