@@ -84,4 +84,3 @@ export async function readStream(nc: NatsConnection, stream: string): Promise<St
   }
   return out;
 }
-

@@ -114,10 +114,10 @@ export class PostgresProjectionStore<D> implements ProjectionStore<D> {
       `INSERT INTO ${this.#tables.target} (${names}) SELECT ${names} FROM ${source} WHERE ${where} AND EXISTS (SELECT FROM lease)`;
     const write = (newRows: readonly [string, string], heldRows: readonly [string, string]) =>
       `, inserted AS (${insert(newRows)}), merged AS (${insert(heldRows)} ON CONFLICT (${keyNames}) DO UPDATE SET ${updates})`;
-    const commit = (merged: string) =>
+    const commit = (written: string) =>
       `WITH lease AS (
          UPDATE ${this.#tables.leases} SET stream_seq = $3, updated_at = now() WHERE projector = $1 AND owner = $2 RETURNING 1
-       )${merged}, checkpoints AS (
+       )${written}, checkpoints AS (
          INSERT INTO ${this.#tables.checkpoints} (projector, partition, source_seq)
          SELECT $1, p, s FROM unnest($4::int4[], $5::int8[]) AS t(p, s) WHERE EXISTS (SELECT FROM lease)
          ON CONFLICT (projector, partition) DO UPDATE SET source_seq = excluded.source_seq
