@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
-import { FencedError, type ProjectionPosition } from '@segment/runtime';
+import { FencedError, keyId, type ProjectionPosition } from '@segment/runtime';
 import { PostgresProjectionStore, analyzeStaleTables, type SegmentDatabase, membershipsProjection, migrate, readCollection, reportingRole, segmentMembers, stageRowsAtLeast, togglesProjection, userProfile } from '@segment/postgres';
 import { reductionOf } from '@segment/reduce';
 import { replay } from '@segment/segment';
@@ -105,8 +105,7 @@ test('postgres - a failed read of the stored keys leaves every key looked up, an
         setup,
       ),
   };
-  const warnings: string[] = [];
-  const logger = { info: () => undefined, warn: (_: unknown, message: string) => warnings.push(message) } as unknown as Logger;
+  const { logger, warnings } = warningsLogger();
   const second = new PostgresProjectionStore(failingFirstKeyPage, membershipsProjection, 'project_memberships', { logger });
   await second.acquire();
   await second.storedKeysRead;
@@ -122,23 +121,22 @@ test('postgres - a failed read of the stored keys leaves every key looked up, an
 
 test('postgres - a row written behind the projector (its key taken for new) makes it redo the commit with every key looked up', async (t) => {
   const { database, expected, batches } = await tableWrittenByAFirstProjector(t, 4_000, 2);
-  const warnings: string[] = [];
-  const logger = { info: () => undefined, warn: (_: unknown, message: string) => warnings.push(message) } as unknown as Logger;
+  const { logger, warnings } = warningsLogger();
   const second = new PostgresProjectionStore(database, membershipsProjection, 'project_memberships', { logger });
   await second.acquire();
   await second.storedKeysRead;
   // A key of the next batch that the table did not hold at the takeover, written by something else.
-  const stored = new Set((await readCollection(database, 'segment/memberships')).map((m) => JSON.stringify(membershipsProjection.keyOf(m as Membership))));
-  const behind = batches[2]!.documents.find((m) => !stored.has(JSON.stringify(membershipsProjection.keyOf(m))))!;
+  const stored = new Set((await readCollection(database, 'segment/memberships')).map((m) => keyId(membershipsProjection.keyOf(m as Membership))));
+  const behind = batches[2]!.documents.find((m) => !stored.has(keyId(membershipsProjection.keyOf(m))))!;
   const early: Membership = { segment: behind.segment, user: behind.user, first: '1999-01-01T00:00:00Z', last: '1999-01-01T00:00:00Z', member: true, value: 'from elsewhere' };
   const s = sql.id(database.schema);
   await sql`INSERT INTO ${s}.segment_membership_rows (vendor, segment_name, "user", first, last, member, value, first_at, last_at)
             VALUES (${early.segment.vendor}, ${early.segment.name}, ${early.user}, ${early.first}, ${early.last}, true, ${early.value}, ${early.first}, ${early.last})`.execute(database.db);
   for (const { documents, position } of batches.slice(2)) await second.commit(documents, position);
   assert.match(warnings.join('\n'), /a key taken for new was already stored/);
-  const key = JSON.stringify(membershipsProjection.keyOf(behind));
+  const key = keyId(membershipsProjection.keyOf(behind));
   const reduce = reductionOf('membership');
-  const want = expected.memberships.map((m) => (JSON.stringify(membershipsProjection.keyOf(m)) === key ? reduce(early, m) : m));
+  const want = expected.memberships.map((m) => (keyId(membershipsProjection.keyOf(m)) === key ? reduce(early, m) : m));
   assert.deepEqual(await readCollection(database, 'segment/memberships'), want);
 });
 
@@ -214,6 +212,12 @@ test('postgres - tables changed since their last analyze are analyzed (autovacuu
   assert.ok(!(await analyzeStaleTables(database)).includes('segment_membership_rows'), 'nothing changed since');
 });
 
+/** A logger that keeps the messages of its warnings (and drops the rest). */
+function warningsLogger(): { logger: Logger; warnings: string[] } {
+  const warnings: string[] = [];
+  return { logger: { info: () => undefined, warn: (_: unknown, message: string) => warnings.push(message) } as unknown as Logger, warnings };
+}
+
 /** Each event's own membership detail, combined by key in batches of `size` events, as a projector commits them. */
 function membershipBatches(events: readonly Event[], size: number): { documents: Membership[]; position: ProjectionPosition }[] {
   const reduceMembership = reductionOf('membership');
@@ -222,7 +226,7 @@ function membershipBatches(events: readonly Event[], size: number): { documents:
   for (let i = 0; i < partials.length; i += size) {
     const batch = new Map<string, Membership>();
     for (const p of partials.slice(i, i + size)) {
-      const id = JSON.stringify(membershipsProjection.keyOf(p));
+      const id = keyId(membershipsProjection.keyOf(p));
       batch.set(id, reduceMembership(batch.get(id), p));
     }
     batches.push({ documents: [...batch.values()], position: { streamSeq: i + 1, checkpoints: new Map([[1, i + 1]]) } });
