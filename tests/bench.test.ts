@@ -59,6 +59,9 @@ test('bench - a smoke run through the gateway: every row equals the reference mo
     assert.ok(result.rssMbByQuarter[stage].length === 4 && result.rssMbByQuarter[stage].some((mb: number) => mb > 0), `rss by quarter of ${stage}`);
     assert.ok(result.rssMbByQuarter[stage].every((mb: number) => mb <= result.rssMb[stage]), `rss by quarter of ${stage} within its peak`);
   }
+  // The server it ran on: the version the connection reported, also in the table's heading.
+  assert.match(result.natsServerVersion, /^\d+\.\d+\.\d+/);
+  assert.ok(stdout.includes(`nats-server ${result.natsServerVersion}, Postgres `), stdout.slice(0, 400));
   assert.match(stdout, /^\| end-to-end throughput \| [\d,]+ events\/s/m);
   assert.match(stdout, /^\| mismatches vs reference model \| 0 /m);
   for (const phase of ['throughput', 'latency']) {

@@ -150,7 +150,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     await provision(nc, names, { ...defaultProvisionConfig, duplicateWindowMs: options.duplicateWindowMs ?? defaultProvisionConfig.duplicateWindowMs }, logger);
     await migrate(database);
     const postgresSettings = await readPostgresSettings(database);
-    say(`bench: namespace ${namespace} (streams ${names.events.stream}…, Postgres schema ${namespace}); ${describePostgresSettings(postgresSettings)}`);
+    const natsServerVersion = nc.info?.version ?? 'unknown';
+    say(`bench: namespace ${namespace} (streams ${names.events.stream}…, Postgres schema ${namespace}); nats-server ${natsServerVersion}; ${describePostgresSettings(postgresSettings)}`);
 
     let started = performance.now();
     const latencyEvents = Math.ceil(options.rate * options.latencySeconds);
@@ -292,6 +293,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     const result: Omit<BenchResult, 'targets'> = {
       namespace,
       seed,
+      natsServerVersion,
       postgresSettings,
       postgresCheckpoints,
       derivedMessages,

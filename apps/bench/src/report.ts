@@ -9,6 +9,8 @@ import type { DerivedCollection } from '@segment/nats';
 export interface BenchResult {
   namespace: string;
   seed: number;
+  /** The version the NATS server reported on connecting (its file store and duplicate window differ by release). */
+  natsServerVersion: string;
   /** The Postgres server's settings that move the figures (memory, checkpoints, vacuum). */
   postgresSettings: PostgresSettings;
   /** The server's checkpointer during each phase (whole server). */
@@ -165,7 +167,7 @@ export function renderMarkdown(result: BenchResult): string {
     ['peak RSS ingest / derive / project', `${integer(result.rssMb.ingest)} / ${integer(result.rssMb.derive)} / ${integer(result.rssMb.project)} MB`, `<= ${integer(targetValues.peakRssMb)} MB each`, met('peakRssMb')],
   ];
   return [
-    `segment bench: ${integer(result.events)} events, seed ${result.seed}, namespace ${result.namespace}, ${describePostgresSettings(result.postgresSettings)}; CPU over the throughput phase, and in cores busy during the latency phase`,
+    `segment bench: ${integer(result.events)} events, seed ${result.seed}, namespace ${result.namespace}, nats-server ${result.natsServerVersion}, ${describePostgresSettings(result.postgresSettings)}; CPU over the throughput phase, and in cores busy during the latency phase`,
     '',
     '| metric | value | target | met? |',
     '|---|---|---|---|',
