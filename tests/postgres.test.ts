@@ -177,10 +177,11 @@ test('postgres - any text survives every bulk path (new and held keys; arrays in
   await store.acquire();
   await store.commit(inline, { streamSeq: 1, checkpoints: new Map([[1, 1]]) });
   await store.commit([...staged, ...filler], { streamSeq: 2, checkpoints: new Map([[1, 2]]) });
-  const stored = async () => await database.db.selectFrom('segment_memberships').select(['user', 'segment_name', 'value', 'document']).where('vendor', '<', 1000).orderBy('vendor').execute();
+  const stored = () => database.db.selectFrom('segment_memberships').select(['user', 'segment_name', 'value', 'document']).where('vendor', '<', 1000).orderBy('vendor').execute();
   const expected = [...inline, ...staged];
-  assert.deepEqual((await stored()).map((r) => r.document), expected);
-  assert.deepEqual((await stored()).map((r) => [r.user, r.segment_name, r.value]), expected.map((m) => [m.user, m.segment.name, m.value]));
+  const written = await stored();
+  assert.deepEqual(written.map((r) => r.document), expected);
+  assert.deepEqual(written.map((r) => [r.user, r.segment_name, r.value]), expected.map((m) => [m.user, m.segment.name, m.value]));
   assert.equal((await database.db.selectFrom('segment_memberships').select((eb) => eb.fn.countAll<number>().as('n')).where('vendor', '=', 1000).executeTakeFirstOrThrow()).n, stageRowsAtLeast);
   // The same keys again: now held, they are merged into their stored rows (an absent value keeps the stored one).
   const removed = (m: Membership): Membership => ({ segment: m.segment, user: m.user, last: '2021-01-03T00:00:00Z', member: false });
