@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bodyFormatFor, parseJsonBody, parseJsonValues, parseNdjsonBody, type ParsedItem } from './body.ts';
+import { bodyFormatFor, parseBody, parseJsonBody, parseJsonValues, parseNdjsonBody, type ParsedItem } from './body.ts';
 
 const values = (items: ParsedItem[]) => items.map((item) => (item.ok ? item.value : `ERR ${item.error}`));
 
@@ -13,6 +13,7 @@ test('bodyFormatFor - the content type decides, a missing one is sniffed', () =>
     ['application/jsonl', '{}', 'ndjson'],
     ['Application/X-NDJSON', '{}', 'ndjson'],
     [undefined, '  \n[{"a":1}]', 'json'],
+    [undefined, '\ufeff[{"a":1}]', 'json'],
     [undefined, '{"a":1}', 'ndjson'],
     [undefined, '', 'ndjson'],
     ['text/plain', '[1]', 'json'],
@@ -20,7 +21,7 @@ test('bodyFormatFor - the content type decides, a missing one is sniffed', () =>
     ['application/xml', '<a/>', undefined],
     ['multipart/form-data; boundary=x', '', undefined],
   ];
-  for (const [type, body, expected] of table) assert.equal(bodyFormatFor(type, body), expected, `${type} ${body}`);
+  for (const [type, body, expected] of table) assert.equal(bodyFormatFor(type, Buffer.from(body)), expected, `${type} ${body}`);
 });
 
 test('parseJsonBody - an array is a batch, anything else one document, bad JSON fails as a whole', () => {
@@ -33,13 +34,27 @@ test('parseJsonBody - an array is a batch, anything else one document, bad JSON 
 });
 
 test('parseNdjsonBody - one document per line, blank lines and CRLF tolerated, bad lines named', () => {
-  const items = parseNdjsonBody('{"a":1}\r\n\n   \n{"a":2}\nnot json\n{"a":3}');
+  const items = parseNdjsonBody(Buffer.from('{"a":1}\r\n\n   \n{"a":2}\nnot json\n{"a":3}'));
   assert.deepEqual(values(items).slice(0, 2), [{ a: 1 }, { a: 2 }]);
   assert.deepEqual(items.map((i) => [i.index, i.line]), [[0, 1], [1, 4], [2, 5], [3, 6]]);
   assert.equal(items[2]!.ok, false);
   assert.match(!items[2]!.ok ? items[2]!.error : '', /^line 5 is not JSON: /);
-  assert.deepEqual(values(parseNdjsonBody('')), []);
-  assert.deepEqual(values(parseNdjsonBody('{"a":1}\n')), [{ a: 1 }]);
+  assert.deepEqual(values(parseNdjsonBody(Buffer.from(''))), []);
+  assert.deepEqual(values(parseNdjsonBody(Buffer.from('{"a":1}\n'))), [{ a: 1 }]);
+});
+
+test('parseNdjsonBody - each document keeps the bytes of its line, without the CR, a byte order mark or the newline', () => {
+  const lines = ['\ufeff{"a": "é"}', ' {"b":[1, 2]}\t', '{"c":"\\u00e9"}'];
+  const items = parseNdjsonBody(Buffer.from(`${lines[0]}\r\n\n${lines[1]}\n${lines[2]}`));
+  assert.deepEqual(values(items), [{ a: 'é' }, { b: [1, 2] }, { c: 'é' }]);
+  const sources = items.map((item) => (item.ok ? Buffer.from(item.source!).toString('utf8') : ''));
+  assert.deepEqual(sources, [lines[0]!.slice(1), lines[1], lines[2]]);
+});
+
+test('parseBody - a body that is not UTF-8 is refused; JSON bodies lose a byte order mark and keep no source', () => {
+  assert.equal(parseBody('ndjson', Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xc3, 0x28, 0x22, 0x7d])), undefined);
+  assert.equal(parseBody('json', Buffer.from([0xed, 0xa0, 0x80])), undefined, 'an encoded surrogate is not UTF-8');
+  assert.deepEqual(parseBody('json', Buffer.from('\ufeff[{"a":1}]')), { ok: true, items: [{ index: 0, ok: true, value: { a: 1 } }] });
 });
 
 test('parseJsonValues - whitespace-separated values, several per line, spanning lines', () => {

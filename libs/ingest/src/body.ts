@@ -2,13 +2,21 @@
 // (WebSocket) a stream of whitespace-separated JSON values. Parsing never throws: a document that
 // is not JSON becomes an item with the parser's message, so one bad line is reported by its
 // position and the rest of the batch is still checked.
+import { isUtf8 } from 'node:buffer';
 
 /** How a body is framed. */
 export type BodyFormat = 'json' | 'ndjson';
 
 /** One document of a body or frame, parsed or not: `index` counts documents (0-based), `line` is 1-based (NDJSON). */
 export type ParsedItem =
-  | { readonly index: number; readonly line?: number; readonly ok: true; readonly value: unknown }
+  | {
+      readonly index: number;
+      readonly line?: number;
+      readonly ok: true;
+      readonly value: unknown;
+      /** NDJSON: the line's own bytes (one JSON text on one line), which a sink may store as they came. */
+      readonly source?: Uint8Array;
+    }
   | { readonly index: number; readonly line?: number; readonly ok: false; readonly error: string };
 
 /** A body is either a list of items or, for a single JSON text, not JSON at all. */
@@ -24,7 +32,7 @@ const ndjsonTypes = new Set(['application/x-ndjson', 'application/ndjson', 'appl
  * `application/x-www-form-urlencoded` is sniffed too: it is what `curl --data-binary` sends by default.
  * Any other type is undefined (the server answers 415).
  */
-export function bodyFormatFor(contentType: string | undefined, body: string): BodyFormat | undefined {
+export function bodyFormatFor(contentType: string | undefined, body: Uint8Array): BodyFormat | undefined {
   const type = contentType?.split(';', 1)[0]!.trim().toLowerCase() ?? '';
   if (type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'))) return 'json';
   if (ndjsonTypes.has(type)) return 'ndjson';
@@ -32,8 +40,10 @@ export function bodyFormatFor(contentType: string | undefined, body: string): Bo
   return undefined;
 }
 
-export function parseBody(format: BodyFormat, body: string): ParsedBody {
-  return format === 'json' ? parseJsonBody(body) : { ok: true, items: parseNdjsonBody(body) };
+/** A body's documents; undefined when the body is not valid UTF-8. A leading byte order mark is skipped. */
+export function parseBody(format: BodyFormat, body: Buffer): ParsedBody | undefined {
+  if (!isUtf8(body)) return undefined;
+  return format === 'json' ? parseJsonBody(body.toString('utf8', bomLength(body))) : { ok: true, items: parseNdjsonBody(body) };
 }
 
 /** One JSON text: an array is a batch of documents (one item per element), anything else one document. */
@@ -43,7 +53,7 @@ export function parseJsonBody(body: string): ParsedBody {
     value = JSON.parse(body);
   } catch (error) {
     // V8 does not always say where ("Unexpected token '}', ... is not valid JSON"): name the element.
-    const where = firstNonSpace(body) === 0x5b ? locateArrayError(body) : undefined;
+    const where = /^[ \t\r\n]*\[/.test(body) ? locateArrayError(body) : undefined;
     return { ok: false, error: `the body is not valid JSON: ${where ?? messageOf(error)}` };
   }
   if (!Array.isArray(value)) return { ok: true, items: [{ index: 0, ok: true, value }] };
@@ -53,28 +63,27 @@ export function parseJsonBody(body: string): ParsedBody {
 }
 
 /**
- * NDJSON: one document per line, `JSON.parse` per line (the fastest parser there is in V8).
- * Blank lines and a trailing `\r` are tolerated; documents are numbered without the blank lines.
+ * NDJSON: one document per line, `JSON.parse` per line (the fastest parser there is in V8), split on
+ * the bytes so that each document keeps its line's bytes as `source`: a gateway stores them as they
+ * came instead of encoding the document again. Blank lines and a trailing `\r` are tolerated;
+ * documents are numbered without the blank lines. The body must be valid UTF-8 (`parseBody` checks).
  */
-export function parseNdjsonBody(body: string): ParsedItem[] {
+export function parseNdjsonBody(body: Buffer): ParsedItem[] {
   const items: ParsedItem[] = [];
-  let start = 0;
+  let start = bomLength(body);
   let line = 0;
   while (start <= body.length) {
-    let end = body.indexOf('\n', start);
+    let end = body.indexOf(0x0a, start);
     if (end === -1) end = body.length;
     line++;
     let stop = end;
-    if (stop > start && body.charCodeAt(stop - 1) === 0x0d) stop--;
-    if (stop > start) {
-      const text = body.slice(start, stop);
-      if (!isBlank(text)) {
-        const index = items.length;
-        try {
-          items.push({ index, line, ok: true, value: JSON.parse(text) });
-        } catch (error) {
-          items.push({ index, line, ok: false, error: `line ${line} is not JSON: ${messageOf(error)}` });
-        }
+    if (stop > start && body[stop - 1] === 0x0d) stop--;
+    if (!isBlank(body, start, stop)) {
+      const index = items.length;
+      try {
+        items.push({ index, line, ok: true, value: JSON.parse(body.toString('utf8', start, stop)), source: body.subarray(start, stop) });
+      } catch (error) {
+        items.push({ index, line, ok: false, error: `line ${line} is not JSON: ${messageOf(error)}` });
       }
     }
     start = end + 1;
@@ -188,16 +197,18 @@ function isSpace(c: number): boolean {
   return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 }
 
-function isBlank(text: string): boolean {
-  for (let i = 0; i < text.length; i++) if (!isSpace(text.charCodeAt(i))) return false;
+function isBlank(bytes: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (!isSpace(bytes[i]!)) return false;
   return true;
 }
 
-function firstNonSpace(text: string): number | undefined {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (!isSpace(c) && c !== 0xfeff) return c;
-  }
+/** 3 when the bytes start with UTF-8's byte order mark, else 0. */
+function bomLength(bytes: Uint8Array): number {
+  return bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+}
+
+function firstNonSpace(bytes: Uint8Array): number | undefined {
+  for (let i = bomLength(bytes); i < bytes.length; i++) if (!isSpace(bytes[i]!)) return bytes[i];
   return undefined;
 }
 

@@ -25,8 +25,8 @@ test('checkDocument - a valid event passes; each broken rule is named by its fie
 test('checkBatch - splits accepted, invalid and forbidden documents, keeping positions', () => {
   const grant: TokenGrant = { vendors: new Set([10]) };
   const body = [valid, { ...valid, segment: { vendor: 0, name: 'x' } }, { ...valid, segment: { vendor: 11, name: 'x' } }].map((d) => JSON.stringify(d)).join('\n') + '\n\nnot json';
-  const { accepted, invalid, forbidden } = checkBatch(parseNdjsonBody(body), grant);
-  assert.deepEqual(accepted, [{ index: 0, event: valid }]);
+  const { accepted, invalid, forbidden } = checkBatch(parseNdjsonBody(Buffer.from(body)), grant);
+  assert.deepEqual(accepted, [{ index: 0, event: valid, source: Buffer.from(JSON.stringify(valid)) }]);
   assert.deepEqual(invalid.map((r) => [r.index, r.line]), [[1, 2], [3, 5]]);
   assert.deepEqual(forbidden, [{ index: 2, line: 3, errors: ['/segment/vendor: vendor 11 is not allowed for this token'] }]);
 });

@@ -8,6 +8,8 @@ import { allowsVendor, type TokenGrant } from './tokens.ts';
 export interface AcceptedDocument {
   readonly index: number;
   readonly event: Event;
+  /** The document's own bytes, when it came as one line of NDJSON (`ParsedItem.source`). */
+  readonly source?: Uint8Array;
 }
 
 /** A document that will not be published, and why: `["/segment/vendor: must be >= 1", ...]`. */
@@ -53,7 +55,7 @@ export function checkBatch(items: readonly ParsedItem[], grant: TokenGrant): Che
   for (const item of items) {
     const check = checkDocument(item, grant);
     if (check.ok) {
-      accepted.push({ index: item.index, event: check.event });
+      accepted.push(item.ok && item.source !== undefined ? { index: item.index, event: check.event, source: item.source } : { index: item.index, event: check.event });
     } else {
       const rejected: RejectedDocument = item.line === undefined ? { index: item.index, errors: check.errors } : { index: item.index, line: item.line, errors: check.errors };
       (check.reason === 'forbidden' ? forbidden : invalid).push(rejected);

@@ -107,6 +107,19 @@ test('ingest server - one document, an array and NDJSON are published in order w
   assert.equal(sink.stored.length, 12);
 });
 
+test('ingest server - an NDJSON line is stored as its bytes, other documents encoded; a body not in UTF-8 is refused', async (t) => {
+  const { sink, post } = await start(t);
+  const line = ` { "event": "${event(1).event}", "timestamp":"2021-03-19T13:32:26-04:00", "user":"caf\u00e9", "segment":{"name":"seg-1","vendor":2} }\t`;
+  assert.deepEqual((await post(`\ufeff${line}\r\n`, { 'Content-Type': 'application/x-ndjson' })).body, { accepted: 1, duplicates: 0, sequences: [1] });
+  assert.deepEqual((await post(JSON.stringify([event(2)]), { 'Content-Type': 'application/json' })).body, { accepted: 1, duplicates: 0, sequences: [2] });
+  assert.deepEqual(sink.stored.map((s) => s.payload), [line, JSON.stringify(event(2))]);
+  assert.equal(sink.stored[0]!.event.user, 'café');
+
+  const notUtf8 = await fetch(`${(await start(t)).base}${ingestPath}`, { method: 'POST', body: Buffer.from([0x7b, 0xff, 0x7d, 0x0a]) });
+  assert.equal(notUtf8.status, 400);
+  assert.deepEqual(await notUtf8.json(), { error: 'the body is not valid UTF-8' });
+});
+
 test('ingest server - an invalid batch is refused whole, naming each bad document and field', async (t) => {
   const { sink, post } = await start(t);
   const bad = [event(1), { ...event(2), segment: { vendor: 0, name: 'x' } }, event(3), { ...event(4), remove: false, extra: 1 }];

@@ -30,7 +30,7 @@ import { bodyFormatFor, parseBody } from './body.ts';
 import { checkBatch } from './documents.ts';
 import { ingestPath, jsonV1Protocol, rejectionSummary, type AcceptedResponse, type ErrorResponse } from './frames.ts';
 import type { EventSink, IngestAck } from './sink.ts';
-import { bearerToken, TokenChecker, type TokenEntry, type TokenGrant } from './tokens.ts';
+import { bearerToken, TokenChecker, type TokenEntry } from './tokens.ts';
 import { WebSocketSession } from './websocket-session.ts';
 
 export interface IngestServerOptions {
@@ -123,7 +123,7 @@ export function createIngestServer(options: IngestServerOptions): IngestServer {
       return sendJson(res, 401, { error: 'a valid bearer token is required (Authorization: Bearer <token>)' }, { 'WWW-Authenticate': 'Bearer realm="segment ingest"' });
     }
     const contentType = req.headers['content-type'];
-    if (contentType !== undefined && bodyFormatFor(contentType, '') === undefined) {
+    if (contentType !== undefined && bodyFormatFor(contentType, noBytes) === undefined) {
       return sendJson(res, 415, { error: `unsupported content type ${contentType}: use application/json (a document or an array) or application/x-ndjson` });
     }
     const declared = Number(req.headers['content-length']);
@@ -132,17 +132,8 @@ export function createIngestServer(options: IngestServerOptions): IngestServer {
     const body = await readBody(req, maxBodyBytes);
     if (body === 'too-large') return tooLarge(res, maxBodyBytes);
     if (body === 'aborted') return;
-    let text: string;
-    try {
-      text = strictUtf8.decode(body);
-    } catch {
-      return sendJson(res, 400, { error: 'the body is not valid UTF-8' });
-    }
-    await ingestText(res, text, bodyFormatFor(contentType, text)!, grant);
-  }
-
-  async function ingestText(res: ServerResponse, text: string, format: 'json' | 'ndjson', grant: TokenGrant): Promise<void> {
-    const parsed = parseBody(format, text);
+    const parsed = parseBody(bodyFormatFor(contentType, body)!, body);
+    if (parsed === undefined) return sendJson(res, 400, { error: 'the body is not valid UTF-8' });
     if (!parsed.ok) {
       stats.rejected++;
       return sendJson(res, 400, { error: parsed.error });
@@ -158,7 +149,7 @@ export function createIngestServer(options: IngestServerOptions): IngestServer {
       return sendJson(res, 403, { error: rejectionSummary('forbidden', forbidden, total), invalid: forbidden } satisfies ErrorResponse);
     }
     // Every publish of the batch goes out before the first ack is awaited: one round trip per request.
-    const acks = await Promise.allSettled(accepted.map(({ event }) => sink.publish(event)));
+    const acks = await Promise.allSettled(accepted.map(({ event, source }) => sink.publish(event, source)));
     const sequences = new Array<number>(acks.length);
     let duplicates = 0;
     let failure: { index: number; reason: unknown } | undefined;
@@ -277,7 +268,7 @@ function tooLarge(res: ServerResponse, limit: number): void {
   sendJson(res, 413, { error: `the body is larger than the limit of ${limit} bytes: send fewer documents per request` }, { Connection: 'close' });
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+const noBytes = new Uint8Array(0);
 
 /** The body, up to `limit` bytes; past it reading stops at once ('too-large'). */
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large' | 'aborted'> {

@@ -15,8 +15,10 @@ export interface EventSink {
   /**
    * Stores one event with its id as the de-duplication id and resolves once the stream
    * acknowledged it. Called for a whole batch before any is awaited: implementations pipeline.
+   * `source`, when given, is the event's JSON text as the client sent it (one NDJSON line, valid
+   * UTF-8, validated as `event`): stored as it is, where the event would otherwise be encoded again.
    */
-  publish(event: Event): Promise<IngestAck>;
+  publish(event: Event, source?: Uint8Array): Promise<IngestAck>;
 }
 
 export interface StoredEvent {
@@ -24,6 +26,8 @@ export interface StoredEvent {
   readonly seq: number;
   readonly msgId: string;
   readonly event: Event;
+  /** What the stream holds: the client's bytes when the sink was given them, else the event encoded. */
+  readonly payload: string;
 }
 
 /** An in-memory stream with JetStream's de-duplication by id: the twin of the NATS sink. */
@@ -44,14 +48,15 @@ export class MemoryEventSink implements EventSink {
     return `${this.#subjectPrefix}${event.segment.vendor}`;
   }
 
-  async publish(event: Event): Promise<IngestAck> {
+  async publish(event: Event, source?: Uint8Array): Promise<IngestAck> {
     if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
     const failure = this.failWith?.(event);
     if (failure) throw failure;
     const seen = this.#seqById.get(event.event);
     if (seen !== undefined) return { seq: seen, duplicate: true };
     const seq = this.stored.length + 1;
-    this.stored.push({ subject: this.subjectOf(event), seq, msgId: event.event, event });
+    const payload = source === undefined ? JSON.stringify(event) : Buffer.from(source).toString('utf8');
+    this.stored.push({ subject: this.subjectOf(event), seq, msgId: event.event, event, payload });
     this.#seqById.set(event.event, seq);
     return { seq, duplicate: false };
   }
