@@ -86,6 +86,38 @@ test('publisher - a repeated Nats-Msg-Id is acked as a duplicate and stores noth
   await publisher.close();
 });
 
+test('publisher - messages arrive as sent (UTF-8 payloads and headers, with and without headers); a bad subject or an oversized message fails alone', async (t) => {
+  const { stream, subject } = await withStream(t);
+  const publisher = new PipelinedPublisher(nc);
+  const outMsgs = nc.stats().outMsgs;
+  const sent: [string, string | Uint8Array, Record<string, string> | undefined][] = [
+    ['a', 'café ☕', undefined],
+    ['b', Buffer.from('bytes\r\nwith CRLF'), { 'X-Note': 'héllo wörld' }],
+    ['c', '', undefined],
+    ['d', 'x'.repeat(70_000), { 'X-Other': '1', 'X-Second': 'two' }],
+  ];
+  const acks = await Promise.all(sent.map(([suffix, payload, extra]) => publisher.publish(subject(suffix), payload, { headers: extra, msgId: `id-${suffix}` })));
+  assert.deepEqual(acks.map((ack) => ack.seq), [1, 2, 3, 4]);
+  assert.equal(nc.stats().outMsgs - outMsgs, 4, 'nc.stats() counts the messages');
+  for (const [i, [suffix, payload, extra]] of sent.entries()) {
+    const stored = (await jsm.streams.getMessage(stream, { seq: i + 1 }))!;
+    assert.equal(stored.subject, subject(suffix));
+    assert.deepEqual(Buffer.from(stored.data), Buffer.from(payload));
+    assert.equal(stored.header.get(headers.msgId), `id-${suffix}`);
+    for (const [name, value] of Object.entries(extra ?? {})) assert.equal(stored.header.get(name), value);
+  }
+
+  const badSubject = await rejection(publisher.publish(`${subject('e')} spaced`, 'x'));
+  assert.equal(badSubject.code, 'SEGMENT_PUBLISH_REJECTED');
+  assert.match(badSubject.message, /invalid subject/);
+  const maxPayload = nc.info!.max_payload;
+  const oversized = await rejection(publisher.publish(subject('f'), new Uint8Array(maxPayload + 1)));
+  assert.equal(oversized.code, 'SEGMENT_PUBLISH_REJECTED');
+  assert.match(oversized.message, /exceeds max_payload/);
+  assert.equal((await publisher.publish(subject('g'), 'after')).seq, 5);
+  await publisher.close();
+});
+
 test('publisher - never more than maxInFlight outstanding; calls beyond it wait in order', async (t) => {
   const { stream, subject } = await withStream(t);
   const publisher = new PipelinedPublisher(nc, { maxInFlight: 8 });

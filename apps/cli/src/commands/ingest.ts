@@ -12,7 +12,8 @@ accepting, finishes the requests in flight and exits 0.
   POST /ingest/segment/events   a JSON document, a JSON array, or NDJSON (application/x-ndjson)
                                 200 {"accepted","duplicates","sequences"} once stored; 400 lists
                                 every invalid document by index; nothing of a rejected request
-                                is published
+                                is published. An NDJSON line is stored as sent (its bytes, as
+                                \`segment publish\` stores them), other documents as JSON.
   GET  /ingest/segment/events   WebSocket, subprotocol json/v1: text frames of whitespace-separated
                                 documents, answered with {"offsets","processed"} acks
   GET  /healthz, /readyz        up / connected to NATS
