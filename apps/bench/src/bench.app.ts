@@ -19,7 +19,7 @@ import { latencyByStage, markStreams } from './latency-stages.ts';
 import { groupCpuSeconds, natsServerPid, peakRssMb, rssMb, snapshotCpu, startStage, type Stage, type StageName } from './processes.ts';
 import { checkpointActivityBetween, describeCheckpointActivity, describePostgresSettings, readCheckpointActivity, readPostgresSettings } from './postgres-settings.ts';
 import { coresBusy, describeBySecond, describeLatencyByStage, evaluateTargets, type BenchResult, type CpuSeconds } from './report.ts';
-import { generateWorkload, type Chunk } from './workload.ts';
+import { generateWorkload, referenceOf, type Chunk } from './workload.ts';
 
 export { renderMarkdown, toJson, type BenchResult } from './report.ts';
 
@@ -286,7 +286,10 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     for (const [name, code] of exits) if (code !== 0) say(`bench: segment ${name} exited with ${code} on SIGTERM`);
 
     started = performance.now();
-    const exactness = await checkExactness(database, workload.reference, workload.sampleEvery);
+    const reference = referenceOf(workload);
+    say(`bench: reference model built from the ${count(options.events + latencyEvents)} events sent in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    started = performance.now();
+    const exactness = await checkExactness(database, reference, workload.sampleEvery);
     say(`bench: exactness (${exactness.mode}) checked in ${((performance.now() - started) / 1000).toFixed(1)} s: ${exactness.mismatches} mismatches`);
     for (const diff of exactness.collections) for (const example of diff.examples) say(`bench:   ${example}`);
 

@@ -1,6 +1,9 @@
 // The events of a run: generated once, deterministically (seed + a ticking clock at a fixed
-// offset), held as ready-to-send NDJSON bodies, and fed to the reference model as they are made,
-// so no phase pays for generation and every phase sends the very same bytes.
+// offset), and held as ready-to-send NDJSON bodies, so no phase pays for generation and every phase
+// sends the very same bytes. The reference model is built from those bytes after the measured
+// phases: held through them, its heap (every event, 1M and more) made each of the bench's major
+// collections cost ~2 s of CPU, and one landing in a phase took that from the pipeline (a 1M run:
+// the latency phase's first two seconds at p50 219-364 ms, then 17-51 ms).
 //
 // Requests in flight at once are stored in no set order, and the documents of a key depend on
 // the order of its events (`member`, `value`, toggles). So events are split into lanes by user:
@@ -36,8 +39,6 @@ export interface Workload {
   readonly lanes: number;
   readonly events: number;
   readonly latency: LatencyEvents;
-  /** Holds every event of the run (throughput and latency phases), or those of the sampled users. */
-  readonly reference: ReferenceModel;
   /** 1: every user is checked; K: users whose hash is 0 mod K (and every probe). */
   readonly sampleEvery: number;
   inSample(user: string): boolean;
@@ -90,24 +91,37 @@ export function fnv1a(text: string): number {
   return hash;
 }
 
-export function generateWorkload(options: WorkloadOptions): Workload {
+/** The run's events in generation order: the throughput phase's, then the latency phase's (probes made new users' adds). */
+export function* workloadEvents(options: Pick<WorkloadOptions, 'events' | 'seed' | 'latencyEvents' | 'probeEvery'>): Generator<{ event: Event; phase: 'throughput' | 'latency'; probe: boolean }> {
   const generator = new EventGenerator({ seed: options.seed, clock: tickClock(clockStart, tickMs), utcOffsetMinutes });
+  for (let i = 0; i < options.events; i++) yield { event: generator.nextEvent(), phase: 'throughput', probe: false };
+  let probes = 0;
+  for (let i = 0; i < options.latencyEvents; i++) {
+    const event = generator.nextEvent();
+    const probe = i % options.probeEvery === options.probeEvery - 1;
+    if (probe) {
+      event.user = `${probeUserPrefix}${probes++}`;
+      delete event.remove;
+    }
+    yield { event, phase: 'latency', probe };
+  }
+}
+
+export function generateWorkload(options: WorkloadOptions): Workload {
   // Memberships, profiles and toggles are all per user, so the documents of a subset of users
   // depend only on those users' events: a sample by user is exact for the users it keeps.
   const sampleEvery = options.events <= options.fullCheckLimit ? 1 : Math.ceil(options.events / options.fullCheckLimit);
   const inSample = (user: string) => sampleEvery === 1 || user.startsWith(probeUserPrefix) || fnv1a(user) % sampleEvery === 0;
-  const reference = new ReferenceModel();
 
   interface Builder {
     lines: string[];
     vendors: number[];
-    kept: Event[];
   }
   const laneOf = (user: string) => fnv1a(user) % options.lanes;
   const byLane: Chunk[][] = Array.from({ length: options.lanes }, () => []);
-  const builders: Builder[] = Array.from({ length: options.lanes }, () => ({ lines: [], vendors: [], kept: [] }));
+  const builders: Builder[] = Array.from({ length: options.lanes }, () => ({ lines: [], vendors: [] }));
   const seal = (lane: number) => {
-    const { lines, vendors, kept } = builders[lane]!;
+    const { lines, vendors } = builders[lane]!;
     if (lines.length === 0) return;
     const offsets = new Uint32Array(lines.length + 1);
     let bytes = 0;
@@ -117,38 +131,45 @@ export function generateWorkload(options: WorkloadOptions): Workload {
     });
     offsets[lines.length] = bytes;
     byLane[lane]!.push({ lane, body: Buffer.from(`${lines.join('\n')}\n`), offsets, vendors: Uint32Array.from(vendors), count: lines.length });
-    builders[lane] = { lines: [], vendors: [], kept: [] };
-    // In generation order within the lane: what matters is each user's order, and a user has one lane.
-    reference.ingest(kept);
+    builders[lane] = { lines: [], vendors: [] };
   };
-  for (let i = 0; i < options.events; i++) {
-    const event = generator.nextEvent();
-    const line = JSON.stringify(event);
-    if (!line.startsWith('{"event":"') || event.event.length !== uuidLength) throw new Error(`unexpected generated line ${line}`);
-    const lane = laneOf(event.user);
-    const builder = builders[lane]!;
-    builder.lines.push(line);
-    builder.vendors.push(event.segment.vendor);
-    if (inSample(event.user)) builder.kept.push(event);
-    if (builder.lines.length === options.batchSize) seal(lane);
-  }
-  for (let lane = 0; lane < options.lanes; lane++) seal(lane);
-  const chunks = byLane.flat();
-
   const latencyLines: string[] = [];
   const latencyLanes = new Uint8Array(options.latencyEvents);
   const probes = new Map<number, string>();
-  for (let i = 0; i < options.latencyEvents; i++) {
-    const event = generator.nextEvent();
-    if (i % options.probeEvery === options.probeEvery - 1) {
-      event.user = `${probeUserPrefix}${probes.size}`;
-      delete event.remove;
-      probes.set(i, event.user);
+  for (const { event, phase, probe } of workloadEvents(options)) {
+    const line = JSON.stringify(event);
+    const lane = laneOf(event.user);
+    if (phase === 'latency') {
+      if (probe) probes.set(latencyLines.length, event.user);
+      latencyLanes[latencyLines.length] = lane;
+      latencyLines.push(line);
+      continue;
     }
-    latencyLines.push(JSON.stringify(event));
-    latencyLanes[i] = laneOf(event.user);
-    if (inSample(event.user)) reference.ingest([event]);
+    if (!line.startsWith('{"event":"') || event.event.length !== uuidLength) throw new Error(`unexpected generated line ${line}`);
+    const builder = builders[lane]!;
+    builder.lines.push(line);
+    builder.vendors.push(event.segment.vendor);
+    if (builder.lines.length === options.batchSize) seal(lane);
   }
+  for (let lane = 0; lane < options.lanes; lane++) seal(lane);
 
-  return { chunks, lanes: options.lanes, events: options.events, latency: { lines: latencyLines, lanes: latencyLanes, laneCount: options.lanes, probes }, reference, sampleEvery, inSample };
+  return { chunks: byLane.flat(), lanes: options.lanes, events: options.events, latency: { lines: latencyLines, lanes: latencyLanes, laneCount: options.lanes, probes }, sampleEvery, inSample };
+}
+
+/**
+ * The reference model of a run's events (or of its sampled users'), read back from the bytes sent:
+ * the chunks lane by lane, then the latency phase. That is not the generation order, but each
+ * user's events keep theirs (a user has one lane), and every document is per user.
+ */
+export function referenceOf(workload: Workload): ReferenceModel {
+  const reference = new ReferenceModel();
+  const ingestLine = (line: string) => {
+    const event = JSON.parse(line) as Event;
+    if (workload.inSample(event.user)) reference.ingest([event]);
+  };
+  for (const chunk of workload.chunks) {
+    for (let i = 0; i < chunk.count; i++) ingestLine(lineAt(chunk, i).toString('utf8'));
+  }
+  for (const line of workload.latency.lines) ingestLine(line);
+  return reference;
 }
