@@ -285,13 +285,12 @@ test('ingest server - websocket: reading pauses while too many documents are una
   let pending = 0;
   let most = 0;
   const publish = sink.publish.bind(sink);
-  sink.publish = async (e) => {
+  sink.publish = (e, source, settled) => {
     most = Math.max(most, ++pending);
-    try {
-      return await publish(e);
-    } finally {
+    publish(e, source, (error, ack) => {
       pending--;
-    }
+      settled(error, ack);
+    });
   };
   const client = await connect(url);
   // 3,000 frames of one document: without pausing all 3,000 would be in flight at once.

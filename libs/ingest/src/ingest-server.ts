@@ -29,7 +29,7 @@ import type { Logger } from '@segment/telemetry';
 import { bodyFormatFor, parseBody } from './body.ts';
 import { checkBatch } from './documents.ts';
 import { ingestPath, jsonV1Protocol, rejectionSummary, type AcceptedResponse, type ErrorResponse } from './frames.ts';
-import type { EventSink, IngestAck } from './sink.ts';
+import { publishAll, type EventSink } from './sink.ts';
 import { bearerToken, TokenChecker, type TokenEntry } from './tokens.ts';
 import { WebSocketSession } from './websocket-session.ts';
 
@@ -149,34 +149,18 @@ export function createIngestServer(options: IngestServerOptions): IngestServer {
       return sendJson(res, 403, { error: rejectionSummary('forbidden', forbidden, total), invalid: forbidden } satisfies ErrorResponse);
     }
     // Every publish of the batch goes out before the first ack is awaited: one round trip per request.
-    const acks = await Promise.allSettled(accepted.map(({ event, source }) => sink.publish(event, source)));
-    const sequences = new Array<number>(acks.length);
-    let duplicates = 0;
-    let failure: { index: number; reason: unknown } | undefined;
-    let failed = 0;
-    for (let i = 0; i < acks.length; i++) {
-      const result = acks[i]!;
-      if (result.status === 'fulfilled') {
-        const ack: IngestAck = result.value;
-        sequences[i] = ack.seq;
-        if (ack.duplicate) duplicates++;
-      } else {
-        failed++;
-        failure ??= { index: accepted[i]!.index, reason: result.reason };
-      }
-    }
+    const { sequences, duplicates, failed, failure } = await publishAll(sink, accepted);
     if (failure !== undefined) {
-      const reason = failure.reason instanceof Error ? failure.reason.message : String(failure.reason);
-      logger.warn({ failed, of: acks.length, reason }, 'publishing an ingest request failed');
+      logger.warn({ failed, of: accepted.length, reason: failure.error.message }, 'publishing an ingest request failed');
       return sendJson(
         res,
         503,
-        { error: `${failed} of ${acks.length} documents could not be published (first at index ${failure.index}: ${reason}); the request can be retried: documents already stored are de-duplicated by event id` },
+        { error: `${failed} of ${accepted.length} documents could not be published (first at index ${failure.index}: ${failure.error.message}); the request can be retried: documents already stored are de-duplicated by event id` },
         { 'Retry-After': '1' },
       );
     }
-    stats.accepted += acks.length;
-    sendJson(res, 200, { accepted: acks.length, duplicates, sequences } satisfies AcceptedResponse);
+    stats.accepted += accepted.length;
+    sendJson(res, 200, { accepted: accepted.length, duplicates, sequences } satisfies AcceptedResponse);
   }
 
   function onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {

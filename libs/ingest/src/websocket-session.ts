@@ -118,17 +118,14 @@ export class WebSocketSession {
       this.#paused = true;
       this.#ws.pause();
     }
-    sink.publish(event).then(
-      (ack) => {
+    sink.publish(event, undefined, (error, ack) => {
+      if (error) batch.failure ??= errorFrame({ error: `publish failed: ${error.message}`, frame, index });
+      else {
         const highest = batch.offsets.get(subject);
-        if (highest === undefined || ack.seq > highest) batch.offsets.set(subject, ack.seq);
-        this.#settled(batch);
-      },
-      (error: unknown) => {
-        batch.failure ??= errorFrame({ error: `publish failed: ${error instanceof Error ? error.message : String(error)}`, frame, index });
-        this.#settled(batch);
-      },
-    );
+        if (highest === undefined || ack!.seq > highest) batch.offsets.set(subject, ack!.seq);
+      }
+      this.#settled(batch);
+    });
   }
 
   #settled(batch: Batch): void {

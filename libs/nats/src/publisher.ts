@@ -85,6 +85,9 @@ interface ProtocolHandler {
   outBytes: number;
 }
 
+/** How one publish ended: its PubAck, or the error that stands for it. */
+export type PublishCallback = (error: PublishError | undefined, ack: PubAck | undefined) => void;
+
 /** Settles with the server's reply, or with the error that stands for it (timeout, closure, send failure). */
 type Settle = (reply: Msg | undefined, error: PublishError | undefined) => void;
 
@@ -162,12 +165,21 @@ export class PipelinedPublisher {
   /** Publishes one message; resolves with its PubAck, rejects with a `PublishError`. */
   publish(subject: string, payload: Uint8Array | string, options?: PublishOptions): Promise<PubAck> {
     const { promise, resolve, reject } = Promise.withResolvers<PubAck>();
-    this.#submit(subject, payload, options, (reply, error) => {
-      const ack = error ?? ackOf(subject, reply!);
-      if (ack instanceof PublishError) reject(ack);
-      else resolve(ack);
-    });
+    this.send(subject, payload, options, (error, ack) => (error ? reject(error) : resolve(ack!)));
     return promise;
+  }
+
+  /**
+   * Publishes one message and tells `onAck` how it ended, once: no promise per message, for callers
+   * that settle many together (a gateway answers a request of thousands of events once). `onAck`
+   * may run before `send` returns (a closed publisher, a subject refused); what it throws is ignored.
+   */
+  send(subject: string, payload: Uint8Array | string, options: PublishOptions | undefined, onAck: PublishCallback): void {
+    this.#submit(subject, payload, options, (reply, error) => {
+      const result = error ?? ackOf(subject, reply!);
+      if (result instanceof PublishError) onAck(result, undefined);
+      else onAck(undefined, result);
+    });
   }
 
   /**
@@ -199,9 +211,7 @@ export class PipelinedPublisher {
     let callbackError: { error: unknown } | undefined;
     const submit = (item: T) => {
       outstanding++;
-      this.#submit(item.subject, item.payload, item, (reply, replyError) => {
-        const result = replyError ?? ackOf(item.subject, reply!);
-        const [ack, error] = result instanceof PublishError ? [undefined, result] : [result, undefined];
+      this.send(item.subject, item.payload, item, (error, ack) => {
         if (error) summary.failed++;
         else {
           summary.acked++;
@@ -261,14 +271,14 @@ export class PipelinedPublisher {
     if (this.#closed) {
       this.#settle(pending, undefined, this.#closedErrorFor(subject));
     } else if (this.#sent.size < this.maxInFlight && this.queued === 0) {
-      if (!this.#send(pending)) this.#released();
+      if (!this.#transmit(pending)) this.#released();
     } else {
       this.#queue.push(pending);
     }
   }
 
   /** Sends one publish into a free slot; false when `nc.publish` threw and the publish failed at once. */
-  #send(pending: Pending): boolean {
+  #transmit(pending: Pending): boolean {
     const { id, subject, payload, options } = pending;
     pending.payload = undefined;
     pending.options = undefined;
@@ -336,7 +346,7 @@ export class PipelinedPublisher {
         this.#queue = this.#queue.slice(this.#queueHead);
         this.#queueHead = 0;
       }
-      this.#send(next);
+      this.#transmit(next);
     }
     if (this.#slotWaiters.length > 0 && this.#sent.size < this.maxInFlight && this.queued === 0) {
       const wake = this.#slotWaiters;
