@@ -19,7 +19,7 @@ export interface EventSink {
    * Stores one event with its id as the de-duplication id and calls `settled` once the stream
    * acknowledged it (or the publish failed), possibly before returning. Called for a whole batch
    * before any is settled: implementations pipeline. A callback, not a promise: a request of 5,000
-   * events made 5,000 promises and their settled results, ~0.5 µs per event of the gateway's CPU.
+   * events made 5,000 promises and their settled results, ~8% of the gateway's CPU (1M benches).
    * `source`, when given, is the event's JSON text as the client sent it (one NDJSON line, valid
    * UTF-8, validated as `event`): stored as it is, where the event would otherwise be encoded again.
    */
