@@ -93,6 +93,20 @@ test('durable source - an idle source renews its pull: a message published after
   }
 });
 
+test('durable source - a pull waiting longer than the watchdog allows silence is kept alive by the server\'s heartbeats', async () => {
+  const { stream, subject } = await memoryStream('heard');
+  // An 8 s pull gets a heartbeat every second; silent, it would count as lost after 4 s (at two checks, ~6 s).
+  const source = await openDurableSource(nc, jsm, { stream, name: 'reader', startSeq: 1, pullExpiresMs: 8_000, logger: pino({ level: 'silent' }) });
+  try {
+    assert.deepEqual(await source.fetch(10, 7_000), [], 'nothing to deliver, and no failure');
+    await jetstream(nc).publish(subject, 'late');
+    const [late] = await source.fetch(10, 2_000);
+    assert.equal(late?.seq, 1);
+  } finally {
+    await source.close();
+  }
+});
+
 test('durable source - a consumer deleted under it fails the source, after what arrived before', async () => {
   const { stream, subject } = await memoryStream('lost');
   await jetstream(nc).publish(subject, 'first');

@@ -74,12 +74,7 @@ export interface DurableSourceOptions {
   prefetchMessages?: number;
   /** Keep each message's headers (derived messages carry their provenance there); events' are never read. */
   headers?: boolean;
-  /**
-   * How long a pull waits at the server for messages (an idle source renews it this often); default
-   * 2 s. A pull the server never answers is taken for lost after twice this: nats-server 2.9.10 left
-   * pulls unanswered several times in a 10M-event run (nine in one), and with 5 s each stalled its
-   * reader for 10 s. Shorter than 2 s would also take the server's own 2–4 s stalls for lost pulls.
-   */
+  /** How long a pull waits at the server for messages (an idle source renews it this often); default 5 s. */
   pullExpiresMs?: number;
   logger: Logger;
 }
@@ -114,7 +109,7 @@ export async function openDurableSource(nc: NatsConnection, jsm: JetStreamManage
     window: options.maxUnacked ?? defaultWindow,
     pullSize: options.prefetchMessages ?? defaultPullSize,
     headers: options.headers ?? false,
-    pullExpiresMs: options.pullExpiresMs ?? 2_000,
+    pullExpiresMs: options.pullExpiresMs ?? 5_000,
   });
 }
 
@@ -161,13 +156,22 @@ class PulledSource implements MessageSource {
   #nextDelivery: number;
   /** The reader acked every delivery through this one. */
   #ackedDelivery: number;
-  /** The pull in flight: what it asked for, what came, and when the server last answered it. */
-  #pull: { asked: number; received: number; answeredAt: number } | undefined;
+  /** The pull in flight: what it asked for, what came, when the server last answered it, and when it last heard from the server (answers and heartbeats). */
+  #pull: { asked: number; received: number; answeredAt: number; heardAt: number } | undefined;
   /** Set at the first failure; what arrived before it is still handed out. */
   #failure: Error | undefined;
   #closed = false;
   readonly #pullExpiresMs: number;
-  /** Checks that the pull in flight is answered within twice its expiry: else the server lost it (a restart, a new consumer leader). */
+  /** How often the server sends a waiting pull an idle heartbeat: a pull whose heartbeats stop was lost. */
+  readonly #heartbeatMs: number;
+  /**
+   * Checks that the pull in flight hears from the server (messages, heartbeats, its expiry) within
+   * four heartbeats: else the server lost it (a restart, a new consumer leader; nats-server 2.9.10
+   * also drops a pull now and then under load: 1–9 times in a 10M-event run). Heartbeats tell a
+   * lost pull from an idle one before it expires: waiting for twice the expiry stalled a projector
+   * 10 s each time, and shorter expiries made lost pulls more frequent (with 2 s, 10–12 in each of
+   * three 10M-event runs).
+   */
   readonly #watchdog: NodeJS.Timeout;
   /** The pull was overdue at the watchdog's last check. */
   #overdue = false;
@@ -194,14 +198,24 @@ class PulledSource implements MessageSource {
         }
       },
     });
-    const lostAfterMs = 2 * this.#pullExpiresMs;
+    // The server refuses heartbeats over half the expiry.
+    this.#heartbeatMs = Math.min(1_000, Math.floor(this.#pullExpiresMs / 4));
+    const silentAfterMs = 4 * this.#heartbeatMs;
+    // A pull the server keeps but neither serves nor expires would go on getting heartbeats.
+    const unansweredAfterMs = 2 * this.#pullExpiresMs;
     this.#watchdog = setInterval(() => {
+      const pull = this.#pull;
+      const now = Date.now();
+      const overdue =
+        pull === undefined ? undefined
+        : now - pull.heardAt > silentAfterMs ? `no answer or heartbeat for ${silentAfterMs} ms`
+        : now - pull.answeredAt > unansweredAfterMs ? `no answer for ${unansweredAfterMs} ms`
+        : undefined;
       // Overdue at two checks in a row: the connection's input is read between them, so an event
       // loop that was busy (not the server) cannot pass for a lost pull.
-      const overdue = this.#pull !== undefined && Date.now() - this.#pull.answeredAt > lostAfterMs;
-      if (overdue && this.#overdue) this.#fail(new Error(`consumer ${this.#consumer}: a pull had no answer for ${lostAfterMs} ms`));
-      this.#overdue = overdue;
-    }, Math.min(1_000, this.#pullExpiresMs));
+      if (overdue && this.#overdue) this.#fail(new Error(`consumer ${this.#consumer}: a pull had ${overdue}`));
+      this.#overdue = overdue !== undefined;
+    }, this.#heartbeatMs);
     this.#watchdog.unref();
     this.#statuses = nc.status();
     void this.#watchConnection();
@@ -222,14 +236,19 @@ class PulledSource implements MessageSource {
     const room = this.#window - (this.#nextDelivery - 1 - this.#ackedDelivery);
     if (room < Math.ceil(this.#pullSize / 4)) return;
     const asked = Math.min(room, this.#pullSize);
-    this.#pull = { asked, received: 0, answeredAt: Date.now() };
-    this.#nc.publish(this.#pullSubject, JSON.stringify({ batch: asked, expires: this.#pullExpiresMs * 1_000_000 }), { reply: this.#inbox });
+    const now = Date.now();
+    this.#pull = { asked, received: 0, answeredAt: now, heardAt: now };
+    this.#nc.publish(this.#pullSubject, JSON.stringify({ batch: asked, expires: this.#pullExpiresMs * 1_000_000, idle_heartbeat: this.#heartbeatMs * 1_000_000 }), { reply: this.#inbox });
   }
 
   #receive(message: Msg): void {
     if (this.#failure || this.#closed) return;
     const pull = this.#pull;
     const status = message.data.length === 0 ? (message.headers?.code ?? 0) : 0;
+    if (status === 100) {
+      if (pull) pull.heardAt = Date.now();
+      return;
+    }
     if (status !== 0) {
       // 408: the pull expired (or 404: nothing to deliver), saying how many of its messages are left.
       if ((status === 408 || status === 404) && pull) {
@@ -257,7 +276,7 @@ class PulledSource implements MessageSource {
     this.#nextDelivery++;
     this.#arrivals.push(delivered);
     pull.received++;
-    pull.answeredAt = Date.now();
+    pull.answeredAt = pull.heardAt = Date.now();
     if (pull.received === pull.asked) {
       this.#pull = undefined;
       this.#pullMore();
