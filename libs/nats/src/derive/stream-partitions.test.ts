@@ -79,11 +79,12 @@ test('delivered message - keeps the headers only when asked to', () => {
   assert.equal(new DeliveredMessage(message, true).headers?.get('Segment-Source-Range'), '1-9');
 });
 
-test('durable source - an idle source renews its pull: a message published after the pull expired still arrives', async () => {
-  const { stream, subject } = await memoryStream('idle');
-  const source = await openDurableSource(nc, jsm, { stream, name: 'reader', startSeq: 1, pullExpiresMs: 200, logger: pino({ level: 'silent' }) });
+/** Opens a source on an empty stream, waits `idleMs` for nothing (and no failure), then publishes one message and receives it. */
+async function idleThenLate(name: string, pullExpiresMs: number, idleMs: number): Promise<void> {
+  const { stream, subject } = await memoryStream(name);
+  const source = await openDurableSource(nc, jsm, { stream, name: 'reader', startSeq: 1, pullExpiresMs, logger: pino({ level: 'silent' }) });
   try {
-    assert.deepEqual(await source.fetch(10, 700), [], 'nothing yet, past a few expired pulls');
+    assert.deepEqual(await source.fetch(10, idleMs), [], 'nothing to deliver, and no failure');
     await jetstream(nc).publish(subject, 'late');
     const [late] = await source.fetch(10, 2_000);
     assert.equal(late?.seq, 1);
@@ -91,20 +92,15 @@ test('durable source - an idle source renews its pull: a message published after
   } finally {
     await source.close();
   }
+}
+
+test('durable source - an idle source renews its pull: a message published after the pull expired still arrives', async () => {
+  await idleThenLate('idle', 200, 700);
 });
 
 test('durable source - a pull waiting longer than the watchdog allows silence is kept alive by the server\'s heartbeats', async () => {
-  const { stream, subject } = await memoryStream('heard');
   // An 8 s pull gets a heartbeat every second; silent, it would count as lost after 4 s (at two checks, ~6 s).
-  const source = await openDurableSource(nc, jsm, { stream, name: 'reader', startSeq: 1, pullExpiresMs: 8_000, logger: pino({ level: 'silent' }) });
-  try {
-    assert.deepEqual(await source.fetch(10, 7_000), [], 'nothing to deliver, and no failure');
-    await jetstream(nc).publish(subject, 'late');
-    const [late] = await source.fetch(10, 2_000);
-    assert.equal(late?.seq, 1);
-  } finally {
-    await source.close();
-  }
+  await idleThenLate('heard', 8_000, 7_000);
 });
 
 test('durable source - a consumer deleted under it fails the source, after what arrived before', async () => {
